@@ -1,0 +1,35 @@
+# Every target installs what it needs into .venv/ at the repository root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3.11
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test install system-deps benchmark clean-venv
+
+## demo: the main job end to end on the embedded defaults (SQLite instance in dagster_home/, runs in runs/)
+demo: install
+	$(PY) -m mission_gym_pipelines.demo
+
+## test: the whole test suite (installs Debian's chromium and postgresql for the browser and Postgres tests)
+test: install system-deps
+	$(PY) -m pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[pipelines,test]"
+	touch $@
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+benchmark: install
+	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,482 @@
+"""Typed, validated models of the files in a config directory; the only place that reads ``configs/``.
+
+``load_config(dir)`` returns one :class:`MissionConfig`. Every problem is a :class:`ConfigError` whose message
+names the file, the key path and the bad value, and says what would fix it.
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mission_gym.errors import ConfigError
+
+MOVE_ACTIONS = ("STOP", "N", "NE", "E", "SE", "S", "SW", "W", "NW")
+ACTION_NAMES = (*MOVE_ACTIONS, "TAG", "SCAN")
+BEHAVIOUR_MODES = ("patrol", "guard_objective", "intercept")
+
+# Order matters: it is the column order of the reward breakdown and of `info["reward_components"]`.
+REWARD_COMPONENTS = (
+    "capture_progress",  # per second of capture progress gained
+    "win_bonus",  # once, on capture
+    "zone_entry_bonus",  # once per attacker, on its first entry into the zone
+    "zone_time",  # per attacker-second inside the zone
+    "min_dist_potential",  # per metre the closest live attacker gets nearer the objective
+    "ring_bonus",  # once per ring (RING_RADII) the closest attacker first crosses
+    "spread",  # per second, times the mean distance (m, capped at 20) of live attackers from their centroid
+    "tag_hit_bonus",  # per tag an attacker lands
+    "defender_disabled_bonus",  # per defender disabled
+    "time_penalty",  # per decision
+    "collision_penalty",  # per attacker per decision in which it hit an obstacle or the arena edge
+    "integrity_loss_penalty",  # per integrity point attackers lose
+    "unit_disabled_penalty",  # per attacker disabled
+    "detected_penalty",  # per attacker per decision in which a defender detects it
+    "stalled_penalty",  # once, when the episode ends by stagnation
+    "timeout_penalty",  # once, at the time limit
+    "all_disabled_penalty",  # once, when every attacker is disabled
+)
+RING_RADII = (80.0, 60.0, 40.0, 25.0, 15.0)
+
+CONFIG_FILES = (
+    "world.yaml",
+    "scenario.yaml",
+    "units_attackers.yaml",
+    "units_defenders.yaml",
+    "sensors.yaml",
+    "engagement.yaml",
+    "reward.yaml",
+    "defender_randomization.yaml",
+    "scenario_randomization.yaml",
+    "eval_seeds.txt",
+)
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- world.yaml
+class Arena(_Model):
+    width: Positive
+    height: Positive
+
+
+class Physics(_Model):
+    tick_hz: Annotated[int, Field(gt=0, le=1000)]
+    action_repeat: Annotated[int, Field(gt=0, le=100)]
+    max_episode_seconds: Positive
+
+
+class Termination(_Model):
+    stagnation_seconds: Positive
+    stagnation_min_improvement_m: Positive
+    stagnation_min_capture_seconds: Positive
+
+
+class Obstacle(_Model):
+    name: str
+    kind: Literal["circle", "rect"]
+    x: float
+    y: float
+    radius: Positive | None = None
+    width: Positive | None = None
+    height: Positive | None = None
+    angle_deg: float = 0.0
+    blocks_sight: bool = True
+
+    @model_validator(mode="after")
+    def _shape_fields(self) -> "Obstacle":
+        if self.kind == "circle" and self.radius is None:
+            raise ValueError("a circle obstacle needs 'radius'")
+        if self.kind == "rect" and (self.width is None or self.height is None):
+            raise ValueError("a rect obstacle needs 'width' and 'height' (and optionally 'angle_deg')")
+        return self
+
+
+class World(_Model):
+    arena: Arena
+    physics: Physics
+    termination: Termination
+    obstacles: list[Obstacle] = Field(max_length=256)
+
+
+# ----------------------------------------------------------------------------- scenario.yaml
+class Pose(_Model):
+    x: float
+    y: float
+    heading: float = 0.0
+
+
+class Objective(_Model):
+    x: float
+    y: float
+    radius: Positive
+    capture_seconds: Positive
+
+
+class AttackerSlot(_Model):
+    unit_type: str
+    spawn: Pose
+
+
+class DefenderSlot(_Model):
+    unit_type: str
+    spawn: Pose
+    patrol_waypoints: list[tuple[float, float]] = Field(min_length=1, max_length=16)
+
+
+class Scenario(_Model):
+    objective: Objective
+    attackers: list[AttackerSlot] = Field(min_length=1, max_length=64)
+    defenders: list[DefenderSlot] = Field(default_factory=list, max_length=64)
+
+
+# ----------------------------------------------------------------------------- units_*.yaml
+class UnitType(_Model):
+    category: Literal["ground", "air"]
+    altitude_band: Annotated[int, Field(ge=0, le=3)]
+    max_speed: Positive
+    max_accel: Positive
+    max_turn_rate_deg: Positive
+    integrity: Positive
+    radius: Positive
+    tag_damage: Positive | None = None
+    sensors: list[str] = Field(min_length=1)
+    actions: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "UnitType":
+        if (self.category == "air") != (self.altitude_band > 0):
+            raise ValueError("air units need altitude_band >= 1 and ground units altitude_band 0")
+        unknown = [a for a in self.actions if a not in ACTION_NAMES]
+        if unknown:
+            raise ValueError(f"unknown action name(s) {unknown}; known actions: {list(ACTION_NAMES)}")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"actions list repeats a name: {self.actions}")
+        return self
+
+
+class UnitCatalog(_Model):
+    unit_types: dict[str, UnitType] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------- sensors.yaml
+class Sensor(_Model):
+    range: Positive
+    fov_deg: Annotated[float, Field(gt=0, le=360)]
+    requires_los: bool
+    noise_std: NonNegative = 0.0
+
+
+class Sensors(_Model):
+    sensors: dict[str, Sensor] = Field(min_length=1, max_length=8)
+
+
+# ----------------------------------------------------------------------------- engagement.yaml
+class Tag(_Model):
+    enabled: bool
+    range: Positive
+    cone_half_angle_deg: Annotated[float, Field(gt=0, le=180)]
+    cooldown_seconds: NonNegative
+    requires_los: bool
+    damage_close: Positive
+    damage_far: Positive
+    close_range: NonNegative
+
+
+class Scan(_Model):
+    enabled: bool
+    range_multiplier: Annotated[float, Field(ge=1)]
+    cooldown_seconds: NonNegative
+
+
+class Degradation(_Model):
+    mobility_threshold: Probability
+    sensing_threshold: Probability
+    factor: Probability
+
+
+class Engagement(_Model):
+    tag: Tag
+    scan: Scan
+    degradation: Degradation
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "Engagement":
+        if self.tag.close_range > self.tag.range:
+            raise ValueError("tag.close_range must not exceed tag.range")
+        return self
+
+
+# ----------------------------------------------------------------------------- reward.yaml
+class RewardTerm(_Model):
+    weight: float
+    enabled: bool = True
+
+
+class Reward(_Model):
+    components: dict[str, RewardTerm]
+
+    @model_validator(mode="after")
+    def _all_components(self) -> "Reward":
+        unknown = sorted(set(self.components) - set(REWARD_COMPONENTS))
+        missing = [c for c in REWARD_COMPONENTS if c not in self.components]
+        if unknown:
+            raise ValueError(f"unknown reward component(s) {unknown}; known: {list(REWARD_COMPONENTS)}")
+        if missing:
+            raise ValueError(f"missing reward component(s) {missing}: give each a weight (enabled: false to turn off)")
+        return self
+
+    def weights(self) -> list[float]:
+        """Effective weight per component in REWARD_COMPONENTS order (0 where disabled)."""
+        return [self.components[c].weight if self.components[c].enabled else 0.0 for c in REWARD_COMPONENTS]
+
+
+# ----------------------------------------------------------------------------- randomization
+class DefenderRandomization(_Model):
+    behaviour_modes: dict[Literal["patrol", "guard_objective", "intercept"], Probability]
+    reaction_delay_seconds: tuple[NonNegative, NonNegative]
+    random_action_prob: Probability
+    heading_jitter_deg: NonNegative
+    waypoint_jitter_m: NonNegative
+    spawn_jitter_m: NonNegative
+    chase_memory_seconds: NonNegative
+    guard_radius_m: Positive
+
+    @model_validator(mode="after")
+    def _probabilities(self) -> "DefenderRandomization":
+        total = sum(self.behaviour_modes.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"behaviour_modes probabilities sum to {total:g}, they must sum to 1")
+        low, high = self.reaction_delay_seconds
+        if low > high:
+            raise ValueError("reaction_delay_seconds is [min, max] with min <= max")
+        return self
+
+    def mode_probabilities(self) -> list[float]:
+        """Probability per mode in BEHAVIOUR_MODES order (absent modes have probability 0)."""
+        return [self.behaviour_modes.get(m, 0.0) for m in BEHAVIOUR_MODES]
+
+
+class ScenarioRandomization(_Model):
+    attacker_spawn_jitter_m: NonNegative
+    attacker_heading_jitter_deg: NonNegative
+    objective_jitter_m: NonNegative
+
+
+# ----------------------------------------------------------------------------- the whole directory
+class MissionConfig(_Model):
+    """Everything in one config directory, validated, with its content hash."""
+
+    world: World
+    scenario: Scenario
+    attacker_types: dict[str, UnitType]
+    defender_types: dict[str, UnitType]
+    sensors: dict[str, Sensor]
+    engagement: Engagement
+    reward: Reward
+    defender_randomization: DefenderRandomization
+    scenario_randomization: ScenarioRandomization
+    eval_seeds: tuple[int, ...]
+    config_hash: str
+    file_checksums: dict[str, str]
+
+    @property
+    def decision_seconds(self) -> float:
+        """Game time one decision (action_repeat physics ticks) covers."""
+        return self.world.physics.action_repeat / self.world.physics.tick_hz
+
+    @property
+    def max_decisions(self) -> int:
+        """Decisions in an episode that reaches the time limit."""
+        return math.ceil(self.world.physics.max_episode_seconds / self.decision_seconds)
+
+    def attacker_unit(self, slot: int) -> UnitType:
+        """Unit type of attacker `slot`."""
+        return self.attacker_types[self.scenario.attackers[slot].unit_type]
+
+    def defender_unit(self, slot: int) -> UnitType:
+        """Unit type of defender `slot`."""
+        return self.defender_types[self.scenario.defenders[slot].unit_type]
+
+
+def load_config(config_dir: str | Path) -> MissionConfig:
+    """Load and validate every file of `config_dir` into one :class:`MissionConfig`.
+
+    Raises:
+        ConfigError: a file is missing, is not valid YAML, or holds an unknown key or a bad value; the
+            message names the file, the key path and the value.
+    """
+    directory = Path(config_dir)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: config directory not found; pass an existing directory (e.g. configs/)")
+    raw = {name: _read_bytes(directory / name) for name in CONFIG_FILES}
+    data = {name: _parse_yaml(directory / name, raw[name]) for name in CONFIG_FILES if name.endswith(".yaml")}
+    seeds = parse_seeds(directory / "eval_seeds.txt", raw["eval_seeds.txt"])
+    parts = {
+        "world": _validate(World, directory / "world.yaml", data["world.yaml"]),
+        "scenario": _validate(Scenario, directory / "scenario.yaml", data["scenario.yaml"]),
+        "attacker_types": _validate(UnitCatalog, directory / "units_attackers.yaml", data["units_attackers.yaml"]).unit_types,
+        "defender_types": _validate(UnitCatalog, directory / "units_defenders.yaml", data["units_defenders.yaml"]).unit_types,
+        "sensors": _validate(Sensors, directory / "sensors.yaml", data["sensors.yaml"]).sensors,
+        "engagement": _validate(Engagement, directory / "engagement.yaml", data["engagement.yaml"]),
+        "reward": _validate(Reward, directory / "reward.yaml", data["reward.yaml"]),
+        "defender_randomization": _validate(
+            DefenderRandomization, directory / "defender_randomization.yaml", data["defender_randomization.yaml"]
+        ),
+        "scenario_randomization": _validate(
+            ScenarioRandomization, directory / "scenario_randomization.yaml", data["scenario_randomization.yaml"]
+        ),
+    }
+    _cross_check(directory, parts)
+    canonical = {name: data.get(name, list(seeds)) for name in CONFIG_FILES}
+    return MissionConfig(
+        **parts,
+        eval_seeds=seeds,
+        config_hash=_sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()),
+        file_checksums={name: _sha256(raw[name]) for name in CONFIG_FILES},
+    )
+
+
+def parse_seeds(path: Path, raw: bytes) -> tuple[int, ...]:
+    """Parse a seed file: one integer per line; blank lines and `#` comments are ignored."""
+    seeds: list[int] = []
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            seed = int(text)
+        except ValueError:
+            raise ConfigError(f"{path}: line {number}: {text!r} is not an integer seed; write one integer per line") from None
+        if not 0 <= seed < 2**63:
+            raise ConfigError(f"{path}: line {number}: seed {seed} is out of range [0, 2**63)")
+        seeds.append(seed)
+    if not seeds:
+        raise ConfigError(f"{path}: no seeds; write at least one integer seed, one per line")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: seeds repeat; each seed must appear once")
+    return tuple(seeds)
+
+
+def read_seeds_file(path: str | Path) -> tuple[int, ...]:
+    """Read and parse a seed file (see :func:`parse_seeds`)."""
+    return parse_seeds(Path(path), _read_bytes(Path(path)))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found; every config directory needs {', '.join(CONFIG_FILES)}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def _parse_yaml(path: Path, raw: bytes) -> Any:
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _validate(model: type[_Model], path: Path, data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = _key_path(first["loc"])
+        value = first.get("input")
+        shown = "" if first["type"] == "missing" else f" = {value!r}"
+        hint = "unknown key; remove it or fix its spelling" if first["type"] == "extra_forbidden" else first["msg"]
+        more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {key or '<top level>'}{shown}: {hint}{more}") from None
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _cross_check(directory: Path, parts: dict[str, Any]) -> None:
+    """Checks that span files: unit types, sensors, positions inside the arena and outside obstacles."""
+    world: World = parts["world"]
+    scenario: Scenario = parts["scenario"]
+    _check_units(directory / "units_attackers.yaml", parts["attacker_types"], parts["sensors"])
+    _check_units(directory / "units_defenders.yaml", parts["defender_types"], parts["sensors"])
+    scenario_file = directory / "scenario.yaml"
+    for side, slots, catalog, catalog_file in (
+        ("attackers", scenario.attackers, parts["attacker_types"], "units_attackers.yaml"),
+        ("defenders", scenario.defenders, parts["defender_types"], "units_defenders.yaml"),
+    ):
+        for i, slot in enumerate(slots):
+            key = f"{side}[{i}]"
+            if slot.unit_type not in catalog:
+                raise ConfigError(
+                    f"{scenario_file}: {key}.unit_type = {slot.unit_type!r}: unknown unit type; "
+                    f"known in {catalog_file}: {sorted(catalog)}"
+                )
+            unit = catalog[slot.unit_type]
+            _check_inside(scenario_file, f"{key}.spawn", (slot.spawn.x, slot.spawn.y), world)
+            if unit.category == "ground":
+                _check_clear(scenario_file, f"{key}.spawn", (slot.spawn.x, slot.spawn.y), unit.radius, world)
+            for j, point in enumerate(getattr(slot, "patrol_waypoints", [])):
+                _check_inside(scenario_file, f"{key}.patrol_waypoints[{j}]", point, world)
+    _check_inside(scenario_file, "objective", (scenario.objective.x, scenario.objective.y), world)
+
+
+def _check_units(path: Path, catalog: dict[str, UnitType], sensors: dict[str, Sensor]) -> None:
+    for name, unit in catalog.items():
+        unknown = [s for s in unit.sensors if s not in sensors]
+        if unknown:
+            raise ConfigError(
+                f"{path}: unit_types.{name}.sensors = {unit.sensors}: unknown sensor(s) {unknown}; "
+                f"known in sensors.yaml: {sorted(sensors)}"
+            )
+
+
+def _check_inside(path: Path, key: str, point: tuple[float, float], world: World) -> None:
+    x, y = point
+    if not (0 <= x <= world.arena.width and 0 <= y <= world.arena.height):
+        raise ConfigError(
+            f"{path}: {key} = ({x:g}, {y:g}) is outside the arena "
+            f"[0, {world.arena.width:g}] x [0, {world.arena.height:g}] (world.yaml)"
+        )
+
+
+def _check_clear(path: Path, key: str, point: tuple[float, float], radius: float, world: World) -> None:
+    for obstacle in world.obstacles:
+        if obstacle_clearance(obstacle, point) < radius:
+            raise ConfigError(
+                f"{path}: {key} = ({point[0]:g}, {point[1]:g}) puts a ground unit inside obstacle "
+                f"{obstacle.name!r} (world.yaml); move the spawn clear of it"
+            )
+
+
+def obstacle_clearance(obstacle: Obstacle, point: tuple[float, float]) -> float:
+    """Distance from `point` to the obstacle's boundary (negative inside)."""
+    dx, dy = point[0] - obstacle.x, point[1] - obstacle.y
+    if obstacle.kind == "circle":
+        return math.hypot(dx, dy) - obstacle.radius
+    angle = math.radians(obstacle.angle_deg)
+    lx = dx * math.cos(angle) + dy * math.sin(angle)
+    ly = -dx * math.sin(angle) + dy * math.cos(angle)
+    qx, qy = abs(lx) - obstacle.width / 2, abs(ly) - obstacle.height / 2
+    return math.hypot(max(qx, 0.0), max(qy, 0.0)) + min(max(qx, qy), 0.0)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

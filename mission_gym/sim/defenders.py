@@ -1,0 +1,131 @@
+"""Scripted defenders: once per decision each one perceives, picks a goal (chase what it saw, else follow its
+behaviour mode) and commands a heading; tags happen every tick in kernel.py."""
+
+import numpy as np
+from mission_gym.sim.jit import jit, jit_inline
+
+from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
+from mission_gym.sim.geometry import free_distance
+from mission_gym.sim.layout import (
+    AS_OBJ_X, AS_OBJ_Y, DS_GUARD_PHASE, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_MODE,
+    DS_REACTION, DS_TARGET, DS_WAYPOINT, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
+    P_N_ATT, P_RANDOM_PROB, P_REACT_HI, P_REACT_LO, UP_MAX_SPEED, UP_RADIUS, UP_SPAWN_X, UP_SPAWN_Y,
+    US_ALIVE, US_CMD_HEADING, US_CMD_SPEED, US_DETECTED, US_X, US_Y,
+)
+from mission_gym.sim.rng import normal, uniform, uniform_range
+
+MODE_PATROL, MODE_GUARD, MODE_INTERCEPT = 0, 1, 2
+WAYPOINT_REACHED_M = 3.0
+GOAL_REACHED_M = 1.5
+AVOID_LOOKAHEAD_M = 6.0
+GUARD_TURN_RAD = 0.05  # per decision: guards circle the objective slowly
+AVOID_OFFSETS = (0.5236, -0.5236, 1.0472, -1.0472, 1.5708, -1.5708, 2.0944, -2.0944)
+
+
+@jit
+def think(b: int, units: np.ndarray, brains: np.ndarray, arena: np.ndarray, waypoints: np.ndarray,
+          waypoint_counts: np.ndarray, rng: np.ndarray, params: np.ndarray, sensors: np.ndarray,
+          unit_sensors: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray) -> None:
+    """One decision of every live defender of arena b."""
+    n_att = int(scalars[P_N_ATT])
+    for d in range(brains.shape[1]):
+        u = n_att + d
+        if units[b, u, US_ALIVE] == 0.0:
+            continue
+        _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles)
+        gx, gy = _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, scalars)
+        _command(b, u, gx, gy, units, rng, params, scalars, obstacles)
+
+
+@jit
+def tick_timers(b: int, brains: np.ndarray, dt: float) -> None:
+    """Advance the defenders' memory and reaction timers by one physics tick."""
+    for d in range(brains.shape[1]):
+        brains[b, d, DS_MEMORY] = max(0.0, brains[b, d, DS_MEMORY] - dt)
+        brains[b, d, DS_REACTION] = max(0.0, brains[b, d, DS_REACTION] - dt)
+        if brains[b, d, DS_MEMORY] == 0.0:
+            brains[b, d, DS_TARGET] = -1.0
+
+
+@jit
+def _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles):
+    n_att = int(scalars[P_N_ATT])
+    guard = brains[b, d, DS_MODE] == MODE_GUARD
+    best, best_distance, best_noise = -1, 1.0e18, 0.0
+    for a in range(n_att):
+        if units[b, a, US_ALIVE] == 0.0:
+            continue
+        noise = detection_noise(units[b], params, sensors, unit_sensors, scalars, obstacles, u, a)
+        if noise == NOT_DETECTED:
+            continue
+        units[b, a, US_DETECTED] = 1.0
+        distance = np.hypot(units[b, a, US_X] - units[b, u, US_X], units[b, a, US_Y] - units[b, u, US_Y])
+        from_objective = np.hypot(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y])
+        if guard and from_objective > 1.5 * scalars[P_GUARD_R]:
+            continue  # guards do not leave the objective for far-away attackers
+        if distance < best_distance:
+            best, best_distance, best_noise = a, distance, noise
+    if best < 0:
+        return
+    if brains[b, d, DS_TARGET] < 0.0:
+        brains[b, d, DS_REACTION] = uniform_range(rng, b, scalars[P_REACT_LO], scalars[P_REACT_HI])
+    brains[b, d, DS_TARGET] = best
+    brains[b, d, DS_LAST_X] = units[b, best, US_X] + best_noise * normal(rng, b)
+    brains[b, d, DS_LAST_Y] = units[b, best, US_Y] + best_noise * normal(rng, b)
+    memory = scalars[P_MEMORY_S] * (2.0 if brains[b, d, DS_MODE] == MODE_INTERCEPT else 1.0)
+    brains[b, d, DS_MEMORY] = memory
+
+
+@jit
+def _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, scalars):
+    brain = brains[b, d]
+    if brain[DS_TARGET] >= 0.0 and brain[DS_REACTION] == 0.0:
+        return brain[DS_LAST_X], brain[DS_LAST_Y]
+    ox, oy = arena[b, AS_OBJ_X], arena[b, AS_OBJ_Y]
+    if brain[DS_MODE] == MODE_PATROL:
+        k = int(brain[DS_WAYPOINT])
+        wx, wy = waypoints[b, d, k, 0], waypoints[b, d, k, 1]
+        if np.hypot(wx - units[b, u, US_X], wy - units[b, u, US_Y]) < WAYPOINT_REACHED_M:
+            brain[DS_WAYPOINT] = (k + 1) % waypoint_counts[d]
+        return wx, wy
+    if brain[DS_MODE] == MODE_GUARD:
+        brain[DS_GUARD_PHASE] += GUARD_TURN_RAD
+        radius = 0.5 * scalars[P_GUARD_R]
+        return ox + radius * np.cos(brain[DS_GUARD_PHASE]), oy + radius * np.sin(brain[DS_GUARD_PHASE])
+    # Intercept: hold a forward post between the objective and the attackers' spawn area.
+    n_att = int(scalars[P_N_ATT])
+    sx, sy = 0.0, 0.0
+    for a in range(n_att):
+        sx += params[a, UP_SPAWN_X] / n_att
+        sy += params[a, UP_SPAWN_Y] / n_att
+    dx, dy = sx - ox, sy - oy
+    norm = max(np.hypot(dx, dy), 1e-9)
+    reach = min(1.5 * scalars[P_GUARD_R], norm)
+    return ox + dx / norm * reach, oy + dy / norm * reach
+
+
+@jit
+def _command(b, u, gx, gy, units, rng, params, scalars, obstacles):
+    unit = units[b, u]
+    dx, dy = gx - unit[US_X], gy - unit[US_Y]
+    distance = np.hypot(dx, dy)
+    heading = np.arctan2(dy, dx) + scalars[P_HEADING_JITTER] * normal(rng, b)
+    heading = _avoid(unit[US_X], unit[US_Y], heading, min(AVOID_LOOKAHEAD_M, distance), params[u, UP_RADIUS], obstacles)
+    if uniform(rng, b) < scalars[P_RANDOM_PROB]:  # a random action, for this one decision
+        unit[US_CMD_HEADING] = uniform_range(rng, b, -np.pi, np.pi)
+        unit[US_CMD_SPEED] = params[u, UP_MAX_SPEED]
+        return
+    unit[US_CMD_HEADING] = heading
+    unit[US_CMD_SPEED] = params[u, UP_MAX_SPEED] if distance > GOAL_REACHED_M else 0.0
+
+
+@jit
+def _avoid(x: float, y: float, heading: float, lookahead: float, radius: float, obstacles: np.ndarray) -> float:
+    """The commanded heading, or the nearest offset from it whose next few metres are free."""
+    if lookahead <= 0.0 or free_distance(obstacles, x, y, np.cos(heading), np.sin(heading), lookahead, radius) >= lookahead:
+        return heading
+    for offset in AVOID_OFFSETS:
+        h = heading + offset
+        if free_distance(obstacles, x, y, np.cos(h), np.sin(h), lookahead, radius) >= lookahead:
+            return h
+    return heading

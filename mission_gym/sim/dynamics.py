@@ -1,0 +1,107 @@
+"""Motion for one physics tick: a low-level controller turns and accelerates each unit toward its commanded
+heading and speed within its rate limits; ground units then slide out of obstacles; all stay in the arena."""
+
+import numpy as np
+from mission_gym.sim.jit import jit, jit_inline
+
+from mission_gym.sim.geometry import signed_distance
+from mission_gym.sim.layout import (
+    OBSTACLE_CELL_M,
+    OB_BOUND, OB_X, OB_Y, P_DEGRADE, P_DT, P_HEIGHT, P_MOB_THR, P_WIDTH, UP_AIR, UP_INTEGRITY, UP_MAX_ACCEL,
+    UP_RADIUS, UP_TURN_RATE, US_CMD_HEADING, US_CMD_SPEED, US_COLLIDED, US_HEADING, US_INTEGRITY, US_SPEED, US_X,
+    US_Y,
+)
+
+_PUSH_PASSES = 3
+
+
+@jit_inline
+def wrap_angle(angle: float) -> float:
+    """Angle folded into (-pi, pi]."""
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@jit
+def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray,
+              cell_starts: np.ndarray, cell_items: np.ndarray) -> None:
+    """Advance one live unit (a row of the unit state) by one tick.
+
+    `cell_starts`/`cell_items` is the obstacle spatial hash (geometry.obstacle_cells) over OBSTACLE_CELL_M cells.
+    """
+    dt = scalars[P_DT]
+    error = wrap_angle(unit[US_CMD_HEADING] - unit[US_HEADING])
+    max_turn = params[UP_TURN_RATE] * dt
+    turn = min(max(error, -max_turn), max_turn)
+    unit[US_HEADING] = wrap_angle(unit[US_HEADING] + turn)
+    # Slow down while still facing away from the commanded heading, so units turn before they run.
+    target = unit[US_CMD_SPEED] * max(0.0, np.cos(error - turn))
+    if unit[US_INTEGRITY] < scalars[P_MOB_THR] * params[UP_INTEGRITY]:
+        target *= scalars[P_DEGRADE]
+    step = params[UP_MAX_ACCEL] * dt
+    unit[US_SPEED] += min(max(target - unit[US_SPEED], -2.0 * step), step)  # brakes twice as hard
+    old_x, old_y = unit[US_X], unit[US_Y]
+    x = old_x + unit[US_SPEED] * np.cos(unit[US_HEADING]) * dt
+    y = old_y + unit[US_SPEED] * np.sin(unit[US_HEADING]) * dt
+    radius = params[UP_RADIUS]
+    x, y, hit = _clamp_to_arena(x, y, radius, scalars[P_WIDTH], scalars[P_HEIGHT])
+    if params[UP_AIR] == 0.0:
+        cell = _cell_of(x, y, scalars[P_WIDTH], cell_starts.shape[0] - 1)
+        first, last = cell_starts[cell], cell_starts[cell + 1]
+        x, y, pushed = _slide_out(x, y, radius, obstacles, cell_items[first:last])
+        # Wedged between obstacles: stay where it was (a free spot). Unpushed moves are free by construction.
+        if pushed and _overlaps(x, y, radius, obstacles, cell_items[first:last]):
+            x, y, unit[US_SPEED] = old_x, old_y, 0.0
+        hit = hit or pushed
+    unit[US_X], unit[US_Y] = x, y
+    if hit:
+        unit[US_COLLIDED] = 1.0
+
+
+@jit_inline
+def _clamp_to_arena(x: float, y: float, r: float, width: float, height: float) -> tuple[float, float, bool]:
+    cx, cy = min(max(x, r), width - r), min(max(y, r), height - r)
+    return cx, cy, cx != x or cy != y
+
+
+@jit
+def _slide_out(x: float, y: float, r: float, obstacles: np.ndarray, nearby: np.ndarray) -> tuple[float, float, bool]:
+    pushed = False
+    for _ in range(_PUSH_PASSES):
+        moved = False
+        for k in nearby:
+            ob = obstacles[k]
+            dx, dy, reach = x - ob[OB_X], y - ob[OB_Y], ob[OB_BOUND] + r
+            if dx * dx + dy * dy >= reach * reach:
+                continue
+            d, nx, ny = signed_distance(ob, x, y)
+            if d < r:
+                x += (r - d + 1e-6) * nx
+                y += (r - d + 1e-6) * ny
+                moved = True
+        if not moved:
+            break
+        pushed = True
+    return x, y, pushed
+
+
+@jit
+def _overlaps(x: float, y: float, r: float, obstacles: np.ndarray, nearby: np.ndarray) -> bool:
+    for k in nearby:
+        ob = obstacles[k]
+        dx, dy, reach = x - ob[OB_X], y - ob[OB_Y], ob[OB_BOUND] + r
+        if dx * dx + dy * dy < reach * reach and signed_distance(ob, x, y)[0] < r - 1e-6:
+            return True
+    return False
+
+
+@jit
+def clear_of_obstacles(x: float, y: float, r: float, obstacles: np.ndarray) -> bool:
+    """True if a ground unit of radius r at (x, y) overlaps no obstacle."""
+    return not _overlaps(x, y, r, obstacles, np.arange(obstacles.shape[0]))
+
+
+@jit_inline
+def _cell_of(x: float, y: float, width: float, n_cells: int) -> int:
+    cols = int(np.ceil(width / OBSTACLE_CELL_M))
+    row = min(int(y / OBSTACLE_CELL_M), n_cells // cols - 1)
+    return row * cols + min(int(x / OBSTACLE_CELL_M), cols - 1)
