@@ -41,6 +41,12 @@ class MissionVecEnv(VecEnv):
         self._first_seed = int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 2) if seed is None else seed
         self.seed(self._first_seed)
 
+    def seed_arenas(self, seeds: Sequence[int]) -> None:
+        """Give each arena its own seed for the next `reset()` (rather than `seed()`'s seed + i)."""
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"need {self.num_envs} seeds, got {len(seeds)}")
+        self._seeds = [int(s) for s in seeds]
+
     def reset(self) -> VecEnvObs:
         """Reset every arena (re-seeding those given a seed through `seed()`)."""
         for i in range(self.num_envs):

@@ -1,0 +1,278 @@
+"""Evaluate a checkpoint on fixed seeds, beside the scripted baseline and the parent checkpoint on the same
+seeds (so comparisons are paired), and write the report into the run folder.
+
+Every seed runs one episode in its own arena of one batched VecEnv, so an evaluation is one vectorized pass.
+"""
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from stable_baselines3 import PPO
+
+from mission_gym.baseline import ScriptedAttackerPolicy
+from mission_gym.config import MissionConfig, load_config, read_seeds_file
+from mission_gym.errors import CompatibilityError, MissionGymError
+from mission_gym.render import render_frame
+from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint
+from mission_gym.runs.compat import check_compatible
+from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
+from mission_gym.spaces import space_signature
+from mission_gym.training import CONFIG_SNAPSHOT_DIR
+from mission_gym.vec_env import MissionVecEnv
+
+EVALUATIONS_DIR = "evaluations"
+BOOTSTRAP_SAMPLES = 2000
+Z_95 = 1.959963984540054
+GIF_FRAME_MS = 100
+
+
+class Policy(Protocol):
+    """Anything with SB3's ``predict``: a PPO model or the scripted baseline."""
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]: ...
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluation episode."""
+
+    seed: int
+    outcome: str
+    episode_return: float
+    length: int
+    components: dict[str, float]
+
+
+def run_episodes(policy: Policy, config: MissionConfig, seeds: tuple[int, ...] | list[int],
+                 deterministic: bool = True) -> list[EpisodeResult]:
+    """Play one episode per seed (arena i seeded with seeds[i]) and return the results in seed order."""
+    env = MissionVecEnv(len(seeds), config)
+    env.seed_arenas(seeds)
+    observations = env.reset()
+    results: dict[int, EpisodeResult] = {}
+    returns = np.zeros(len(seeds))
+    while len(results) < len(seeds):
+        actions, _ = policy.predict(observations, deterministic=deterministic)
+        observations, rewards, dones, infos = env.step(actions)
+        returns += rewards
+        for i in np.flatnonzero(dones):
+            if i not in results:
+                info = infos[i]
+                results[i] = EpisodeResult(seed=int(seeds[i]), outcome=info["outcome"], episode_return=float(returns[i]),
+                                           length=int(info["episode_metrics"]["decisions"]),
+                                           components=info["episode_reward_components"])
+        returns[dones] = 0.0
+    return [results[i] for i in range(len(seeds))]
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (sound near 0 and 1, unlike the normal interval)."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean (fixed resampling seed: reports are reproducible)."""
+    if len(values) == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(samples, len(values)), replace=True).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
+    """Capture rate with its Wilson interval, mean return with its bootstrap interval, outcomes, lengths,
+    per-component reward means."""
+    captures = sum(r.outcome == "captured" for r in results)
+    returns = np.array([r.episode_return for r in results])
+    lengths = np.array([r.length for r in results])
+    components = {name: float(np.mean([r.components[name] for r in results])) for name in results[0].components}
+    return {
+        "episodes": len(results),
+        "capture_rate": captures / len(results),
+        "capture_rate_ci": list(wilson_interval(captures, len(results))),
+        "mean_return": float(returns.mean()),
+        "mean_return_ci": list(bootstrap_interval(returns)),
+        "outcomes": dict(Counter(r.outcome for r in results)),
+        "episode_length_mean": float(lengths.mean()),
+        "episode_length_median": float(np.median(lengths)),
+        "reward_components_mean": components,
+    }
+
+
+def paired_comparison(ours: list[EpisodeResult], theirs: list[EpisodeResult]) -> dict[str, Any]:
+    """Per-seed comparison: seeds only we capture, only they capture, and the mean return difference."""
+    diff = np.array([a.episode_return - b.episode_return for a, b in zip(ours, theirs)])
+    return {
+        "only_ours_captured": sum(a.outcome == "captured" and b.outcome != "captured" for a, b in zip(ours, theirs)),
+        "only_theirs_captured": sum(b.outcome == "captured" and a.outcome != "captured" for a, b in zip(ours, theirs)),
+        "mean_return_difference": float(diff.mean()),
+        "mean_return_difference_ci": list(bootstrap_interval(diff)),
+    }
+
+
+def seeds_hash(seeds: tuple[int, ...] | list[int]) -> str:
+    """SHA-256 of the seed list (one seed per line), so reports say exactly which seeds they used."""
+    return hashlib.sha256("\n".join(map(str, seeds)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EvaluationTarget:
+    """A model file, the run it belongs to (if any) and the config it is evaluated on."""
+
+    model_path: Path
+    run_dir: Path | None
+    record: RunRecord | None
+    config_dir: Path
+    config: MissionConfig
+
+
+def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) -> EvaluationTarget:
+    """Resolve the model and choose the config: its run's snapshot unless `config_dir` is given."""
+    path = resolve_checkpoint(model, runs_root)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    record = load_record(run_dir) if (run_dir / RUN_RECORD_FILE).is_file() else None
+    if record is None:
+        run_dir = None
+    if config_dir is None:
+        if run_dir is None:
+            raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "
+                                  "no config snapshot to use; pass --config-dir")
+        config_dir = run_dir / CONFIG_SNAPSHOT_DIR
+    config = load_config(config_dir)
+    if record is not None:
+        try:
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
+        except CompatibilityError as error:
+            raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
+    return EvaluationTarget(path, run_dir, record, Path(config_dir), config)
+
+
+def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, episodes: int | None = None,
+                   seeds_file: str | Path | None = None, deterministic: bool = True, runs_root: str | Path = "runs",
+                   gif: bool = False) -> dict[str, Any]:
+    """Evaluate a checkpoint and write ``evaluations/<checkpoint>.json`` and ``.md`` (and ``.gif``) in its run.
+
+    Returns the report (also written as JSON).
+    """
+    runs_root = Path(runs_root)
+    target = locate(model, config_dir, runs_root)
+    seeds = read_seeds_file(seeds_file) if seeds_file else target.config.eval_seeds
+    if episodes is not None:
+        if not 0 < episodes <= len(seeds):
+            raise MissionGymError(f"--episodes {episodes}: the seed list has {len(seeds)} seeds; ask for 1..{len(seeds)}")
+        seeds = seeds[:episodes]
+    policy = PPO.load(target.model_path, device="cpu")
+    ours = run_episodes(policy, target.config, seeds, deterministic)
+    baseline = run_episodes(ScriptedAttackerPolicy(target.config), target.config, seeds)
+    report = {
+        "checkpoint": _display_path(target.model_path, runs_root),
+        "step": int(policy.num_timesteps),
+        "run_name": target.record.run_name if target.record else None,
+        "config_dir": str(target.config_dir),
+        "config_hash": target.config.config_hash,
+        "seeds_file": str(seeds_file) if seeds_file else f"{target.config_dir}/eval_seeds.txt",
+        "seeds_hash": seeds_hash(seeds),
+        "deterministic": deterministic,
+        **summarize(ours),
+        "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
+        "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
+    }
+    out_dir = (target.run_dir or target.model_path.parent) / EVALUATIONS_DIR
+    out_dir.mkdir(exist_ok=True)
+    stem = target.model_path.stem
+    atomic_write_json(out_dir / f"{stem}.json", report)
+    atomic_write_text(out_dir / f"{stem}.md", report_markdown(report))
+    if gif:
+        atomic_write_bytes(out_dir / f"{stem}.gif", replay_gif(policy, target.config, seeds[0], deterministic))
+    report["files"] = [str(out_dir / f"{stem}.{ext}") for ext in ("json", "md", *(("gif",) if gif else ()))]
+    return report
+
+
+def _display_path(path: Path, runs_root: Path) -> str:
+    try:
+        return relative_to_runs(path, runs_root)
+    except MissionGymError:
+        return str(path)
+
+
+def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, deterministic: bool,
+                    ours: list[EpisodeResult]) -> dict[str, Any] | None:
+    parent = target.record.parent_checkpoint if target.record else None
+    if parent is None:
+        return None
+    path = runs_root / parent.path
+    if not path.is_file():
+        return {"checkpoint": parent.path, "step": parent.step, "missing": True}
+    theirs = run_episodes(PPO.load(path, device="cpu"), target.config, seeds, deterministic)
+    return {"checkpoint": parent.path, "step": parent.step, **summarize(theirs), "paired": paired_comparison(ours, theirs)}
+
+
+def replay_gif(policy: Policy, config: MissionConfig, seed: int, deterministic: bool = True) -> bytes:
+    """An animated GIF of one episode, from the environment's rgb_array frames."""
+    import io
+
+    env = MissionVecEnv(1, config, seed=seed)
+    observation = env.reset()
+    frames = [Image.fromarray(render_frame(env.sim, 0))]
+    done = False
+    while not done:
+        action, _ = policy.predict(observation, deterministic=deterministic)
+        observation, _, dones, infos = env.step(action)
+        done = bool(dones[0])
+        if not done:
+            frames.append(Image.fromarray(render_frame(env.sim, 0)))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0)
+    return buffer.getvalue()
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A readable summary of an evaluation report."""
+    def rate(section: dict[str, Any]) -> str:
+        low, high = section["capture_rate_ci"]
+        return f"{section['capture_rate']:.1%} (95% CI {low:.1%}–{high:.1%})"
+
+    def ret(section: dict[str, Any]) -> str:
+        low, high = section["mean_return_ci"]
+        return f"{section['mean_return']:.1f} (95% CI {low:.1f} to {high:.1f})"
+
+    lines = [
+        f"# Evaluation of {report['checkpoint']} (step {report['step']:,})",
+        "",
+        f"Config: `{report['config_dir']}` (hash {report['config_hash'][:12]}), seeds: {report['episodes']} from "
+        f"`{report['seeds_file']}` (hash {report['seeds_hash'][:12]}), {'deterministic' if report['deterministic'] else 'stochastic'} actions.",
+        "",
+        "| policy | capture rate | mean return | mean length | outcomes |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [("this checkpoint", report), ("scripted baseline", report["baseline"])]
+    if report["parent"] and not report["parent"].get("missing"):
+        rows.append((f"parent ({report['parent']['checkpoint']})", report["parent"]))
+    for name, section in rows:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(section["outcomes"].items()))
+        lines.append(f"| {name} | {rate(section)} | {ret(section)} | {section['episode_length_mean']:.0f} | {outcomes} |")
+    if report["parent"] and report["parent"].get("missing"):
+        lines += ["", f"Parent checkpoint {report['parent']['checkpoint']} no longer exists; no comparison."]
+    lines += ["", "Paired on the same seeds:"]
+    for name, section in rows[1:]:
+        paired = section["paired"]
+        low, high = paired["mean_return_difference_ci"]
+        lines.append(f"- vs {name}: captured where it did not {paired['only_ours_captured']}, the reverse "
+                     f"{paired['only_theirs_captured']}; return difference {paired['mean_return_difference']:+.1f} "
+                     f"(95% CI {low:+.1f} to {high:+.1f})")
+    lines += ["", "| reward component | mean per episode |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in report["reward_components_mean"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,43 @@
+"""`python -m mission_gym.scripts.evaluate --model PATH [--config-dir DIR]`: evaluate a checkpoint on the
+held-out seeds beside the scripted baseline (and its parent), and write the report into its run folder."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mission_gym.evaluation import evaluate_model, report_markdown
+from mission_gym.scripts.cli_support import run_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint path (.zip optional) or run name (its latest checkpoint)")
+    parser.add_argument("--config-dir", type=Path, help="config directory (default: the run's own config snapshot)")
+    parser.add_argument("--episodes", type=int, help="evaluate on the first N seeds (default: all)")
+    parser.add_argument("--seeds-file", type=Path, help="seed file, one integer per line (default: the config's eval_seeds.txt)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the most likely")
+    parser.add_argument("--gif", action="store_true", help="also write an animated replay of the first seed's episode")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs folder (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Evaluate and print the readable report; returns the exit status."""
+    args = build_parser().parse_args(argv)
+
+    def command() -> int:
+        source = "from --config-dir" if args.config_dir else "the run's config snapshot"
+        report = evaluate_model(args.model, config_dir=args.config_dir, episodes=args.episodes,
+                                seeds_file=args.seeds_file, deterministic=not args.stochastic,
+                                runs_root=args.runs_dir, gif=args.gif)
+        print(f"Using config {report['config_dir']} ({source})")
+        print(report_markdown(report))
+        print("Report written to:", *report["files"], sep="\n  ")
+        return 0
+
+    return run_command(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`python -m mission_gym.scripts.train_ppo`: train a fresh run, or branch from a checkpoint.
+
+    python -m mission_gym.scripts.train_ppo --timesteps 50000000 --n-envs 16 --run-name X --notes "..."
+    python -m mission_gym.scripts.train_ppo --parent-checkpoint runs/R/checkpoints/ppo_mission_N_steps \\
+        --branch-name continued --notes "..."
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mission_gym.scripts.cli_support import run_command
+from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
+
+INTERRUPTED_EXIT = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (hyperparameters default to None: a fresh run then takes PPOHyperparameters' defaults
+    and a branch its parent's values)."""
+    defaults = TrainSettings()
+    parser = argparse.ArgumentParser(prog="train_ppo", description=__doc__.split("\n")[0])
+    parser.add_argument("--timesteps", type=int, default=defaults.timesteps, help="timesteps to train in this run (default: %(default)s)")
+    parser.add_argument("--n-envs", type=int, default=defaults.n_envs, help="arenas simulated together (default: %(default)s)")
+    parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended")
+    parser.add_argument("--notes", default="", help="free text stored with the run and shown on the dashboard")
+    parser.add_argument("--parent-checkpoint", help="checkpoint to branch from (path, .zip optional) or a run name (its latest checkpoint)")
+    parser.add_argument("--branch-name", help="name of the branch; a timestamp is appended (default: branch)")
+    parser.add_argument("--seed", type=int, help="seed of the arenas and of PPO")
+    parser.add_argument("--config-dir", type=Path, default=defaults.config_dir, help="config directory (default: %(default)s)")
+    parser.add_argument("--runs-dir", type=Path, default=defaults.runs_root, help="runs folder (default: %(default)s)")
+    parser.add_argument("--checkpoint-freq", type=int, default=defaults.checkpoint_freq, help="timesteps between checkpoints (default: %(default)s)")
+    parser.add_argument("--keep-checkpoints", type=int, default=defaults.keep_checkpoints,
+                        help="newest checkpoints to keep, plus any a child branched from; 0 keeps all (default: %(default)s)")
+    parser.add_argument("--eval-freq", type=int, help="timesteps between evaluations on the eval seeds (default: off)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (default: auto)")
+    parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ppo = parser.add_argument_group("PPO hyperparameters (a branch inherits its parent's unless given)")
+    for name, field in PPOHyperparameters.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "net_arch":
+            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 256,256)")
+        else:
+            ppo.add_argument(flag, type=type(field.default), help=f"{field.description} (default: {field.default})")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> TrainSettings:
+    """TrainSettings from parsed arguments; only hyperparameters given on the command line are recorded as given."""
+    given = {name: getattr(args, name) for name in PPOHyperparameters.model_fields if getattr(args, name) is not None}
+    if "net_arch" in given:
+        given["net_arch"] = _layers(given["net_arch"])
+    return TrainSettings(
+        timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, run_name=args.run_name, notes=args.notes,
+        parent_checkpoint=args.parent_checkpoint, branch_name=args.branch_name, config_dir=args.config_dir,
+        runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
+        keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
+        torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
+        hyperparameters=given,
+    )
+
+
+def _layers(text: str) -> list[int]:
+    from mission_gym.errors import MissionGymError
+
+    try:
+        layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MissionGymError(f"--net-arch {text!r}: give layer sizes as comma-separated integers, e.g. 256,256") from None
+    if not layers or min(layers) < 1:
+        raise MissionGymError(f"--net-arch {text!r}: give at least one positive layer size, e.g. 256,256")
+    return layers
+
+
+def describe_plan(plan: RunPlan) -> str:
+    """What is about to happen, in a few lines."""
+    s = plan.settings
+    lines = [f"Run:        {plan.run_name}  ({s.runs_root / plan.run_name})",
+             f"Config:     {s.config_dir}  (hash {plan.config.config_hash[:12]})",
+             f"Device:     {plan.device}    arenas: {s.n_envs}    timesteps: {plan.start_step:,} -> {plan.start_step + s.timesteps:,}"]
+    if plan.parent:
+        lines.append(f"Parent:     {plan.parent.path}  (step {plan.parent.step:,})")
+    hp = plan.hyperparameters
+    lines.append(f"PPO:        lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
+                 f"gamma {hp.gamma:g}, net {hp.net_arch}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, plan (all checks before anything is created), train; returns the exit status."""
+    args = build_parser().parse_args(argv)
+
+    def command() -> int:
+        settings = settings_from_args(args)
+        plan = plan_run(settings)
+        print(describe_plan(plan), flush=True)
+        record = train(settings, plan)
+        run_dir = settings.runs_root / record.run_name
+        print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
+        if record.checkpoints:
+            print(f"Latest checkpoint: {settings.runs_root / record.checkpoints[-1].file}")
+        print(f"Dashboard: {(settings.runs_root / 'dashboard.html').resolve().as_uri()}")
+        return INTERRUPTED_EXIT if record.status == "interrupted" else 0
+
+    return run_command(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
