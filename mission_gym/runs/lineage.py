@@ -1,0 +1,246 @@
+"""What is in the runs folder and how runs descend from each other.
+
+Every non-hidden folder under the runs root is reported, whether or not its run.json is valid: a folder
+whose record is missing or broken is still a run (cleanup must see it) unless nothing in it looks like a
+run (then it is `foreign` and left alone), and a symbolic link is reported as such and never followed, so
+nothing outside the runs root is ever read or deleted through it.
+
+Lineage groups runs by descent: a run branched from a checkpoint of its parent run, and every run records
+the root ancestor of its tree. Runs connected through either link form one lineage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.naming import unknown_run_message
+from mission_gym.runs.record import (
+    CHECKPOINTS_DIR,
+    FINAL_MODEL_FILE,
+    LIVE_HEARTBEAT_S,
+    RUN_RECORD_FILE,
+    RunRecord,
+    load_record,
+    utc_now,
+)
+
+# Any of these in a folder without a valid run.json marks a broken run (lineage.json: the older system's
+# record); a non-empty folder with none of them is something else a user keeps there and is left alone.
+RUN_MARKERS = frozenset(
+    {RUN_RECORD_FILE, CHECKPOINTS_DIR, FINAL_MODEL_FILE, "configs", "metrics.jsonl", "tensorboard", "evaluations",
+     "lineage.json"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One entry of the runs root: a run folder with its record, or why it has none."""
+
+    name: str
+    path: Path
+    record: RunRecord | None
+    problem: str | None  # why `record` is None: run.json missing/invalid, or a symlink that is not followed
+    is_symlink: bool
+    modified_at: dt.datetime  # newest mtime of the folder and its direct entries (never through symlinks)
+    foreign: bool = False  # no record, not empty, and nothing of a run's layout: not a run folder at all
+
+    def last_activity(self) -> dt.datetime:
+        """The record's last activity, or the folder's newest modification when it has no valid record."""
+        return last_activity(self.record) if self.record else self.modified_at
+
+    def is_live(self, now: dt.datetime | None = None) -> bool:
+        """A live run, or a recordless folder touched within LIVE_HEARTBEAT_S (a run still starting up)."""
+        if self.record is not None:
+            return self.record.is_live(now)
+        age = ((now or utc_now()) - self.modified_at).total_seconds()
+        return not self.is_symlink and age <= LIVE_HEARTBEAT_S
+
+
+def _mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.lstat().st_mtime, dt.timezone.utc)
+
+
+def _newest_mtime(folder: Path, entries: list[Path]) -> dt.datetime:
+    """Newest mtime of a folder and its entries; an entry replaced meanwhile (atomic writes) is skipped."""
+    times = [_mtime(folder)]
+    for entry in entries:
+        try:
+            times.append(_mtime(entry))
+        except FileNotFoundError:
+            continue
+    return max(times)
+
+
+def read_run_folder(path: Path) -> RunFolder:
+    """Describe one entry of the runs root without following it if it is a symbolic link."""
+    if path.is_symlink():
+        problem = f"symbolic link to {os.readlink(path)} (not followed)"
+        return RunFolder(path.name, path, None, problem, True, _mtime(path))
+    entries = list(path.iterdir())
+    newest = _newest_mtime(path, entries)
+    try:
+        return RunFolder(path.name, path, load_record(path), None, False, newest)
+    except MissionGymError as exc:
+        foreign = bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
+        return RunFolder(path.name, path, None, str(exc), False, newest, foreign)
+
+
+def run_entries(runs_root: str | os.PathLike[str]) -> list[Path]:
+    """Run folders and symlinked run folders in the runs root, by name; hidden entries are temp files."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        entry
+        for entry in root.iterdir()
+        if not entry.name.startswith(".") and ((entry.is_symlink() and not entry.is_file()) or entry.is_dir())
+    )
+
+
+def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
+    """Every run folder of the runs root, valid or not (a missing runs root has none)."""
+    folders = []
+    for entry in run_entries(runs_root):
+        try:
+            folders.append(read_run_folder(entry))
+        except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
+            continue
+    return folders
+
+
+def list_runs(runs_root: str | os.PathLike[str]) -> list[RunRecord]:
+    """The valid run records of the runs root; `scan_runs` also returns the folders without one."""
+    return [folder.record for folder in scan_runs(runs_root) if folder.record is not None]
+
+
+def last_activity(record: RunRecord) -> dt.datetime:
+    """When the run last did something: its heartbeat (or creation, if the heartbeat is older)."""
+    return max(record.created_at, record.heartbeat_at)
+
+
+def active_run(records: Iterable[RunRecord]) -> RunRecord | None:
+    """The run with the most recent activity (the one training now, if any), or None without runs."""
+    return max(records, key=lambda r: (last_activity(r), r.run_name), default=None)
+
+
+def parent_names(record: RunRecord) -> set[str]:
+    """Runs this run depends on: its parent run and the run holding its parent checkpoint."""
+    names = {record.parent_run} if record.parent_run else set()
+    if record.parent_checkpoint:
+        names.add(record.parent_checkpoint.path.split("/", 1)[0])
+    return names
+
+
+def parent_checkpoint_paths(records: Iterable[RunRecord]) -> set[str]:
+    """Runs-root-relative paths of every checkpoint some run branched from (these must never be deleted)."""
+    return {r.parent_checkpoint.path for r in records if r.parent_checkpoint}
+
+
+def _lineage_keys(records: list[RunRecord]) -> dict[str, str]:
+    """Union-find over descent links: run name -> a representative shared by its whole lineage.
+
+    The root_ancestor link keeps siblings together even when the run between them was deleted.
+    """
+    rep: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        rep.setdefault(name, name)
+        while rep[name] != name:
+            rep[name] = rep[rep[name]]
+            name = rep[name]
+        return name
+
+    for record in records:
+        for other in parent_names(record) | {record.root_ancestor}:
+            rep[find(other)] = find(record.run_name)
+    return {record.run_name: find(record.run_name) for record in records}
+
+
+def lineage_members(records: Iterable[RunRecord], run_name: str) -> set[str]:
+    """Every run sharing `run_name`'s lineage: ancestors, descendants, siblings and cousins."""
+    records = list(records)
+    keys = _lineage_keys(records)
+    if run_name not in keys:
+        raise RunNameError(unknown_run_message(run_name, keys, "the runs folder"))
+    return {name for name, key in keys.items() if key == keys[run_name]}
+
+
+def children(records: Iterable[RunRecord], run_name: str) -> list[RunRecord]:
+    """The runs branched directly from `run_name`, oldest first."""
+    return sorted((r for r in records if r.parent_run == run_name), key=lambda r: (r.created_at, r.run_name))
+
+
+@dataclass
+class TreeNode:
+    """One run in the lineage forest; `activity` is the most recent activity in its subtree."""
+
+    record: RunRecord
+    depth: int
+    children: list[TreeNode] = field(default_factory=list)
+    activity: dt.datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.activity = last_activity(self.record)
+
+    @property
+    def name(self) -> str:
+        return self.record.run_name
+
+
+def lineage_forest(records: Iterable[RunRecord]) -> list[TreeNode]:
+    """Runs as trees: roots by most recent activity in their tree, children oldest first, with depth.
+
+    A run whose parent folder is gone hangs under its root ancestor when that still exists, else it
+    becomes a root. Records forming a parent cycle (hand-edited) still appear exactly once.
+    """
+    records = sorted(records, key=lambda r: (r.created_at, r.run_name))
+    by_name = {r.run_name: r for r in records}
+    kids: dict[str | None, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        kids[_tree_parent(record, by_name)].append(record)
+    seen: set[str] = set()
+    roots = [_grow(r, kids, seen) for r in kids[None]]
+    roots += [_grow(r, kids, seen) for r in records if r.run_name not in seen]  # cycles only
+    return sorted(roots, key=lambda n: (n.activity, n.name), reverse=True)
+
+
+def _tree_parent(record: RunRecord, by_name: dict[str, RunRecord]) -> str | None:
+    for name in (record.parent_run, record.root_ancestor):
+        if name and name != record.run_name and name in by_name:
+            return name
+    return None
+
+
+def _grow(root: RunRecord, kids: dict[str | None, list[RunRecord]], seen: set[str]) -> TreeNode:
+    """Build the tree under `root` iteratively (deep branch chains must not hit the recursion limit)."""
+    top = TreeNode(root, 0)
+    seen.add(root.run_name)
+    order = [top]
+    stack = [top]
+    while stack:
+        node = stack.pop()
+        for child in kids[node.name]:
+            if child.run_name not in seen:
+                seen.add(child.run_name)
+                child_node = TreeNode(child, node.depth + 1)
+                node.children.append(child_node)
+                order.append(child_node)
+                stack.append(child_node)
+    for node in reversed(order):  # children before parents
+        node.activity = max([node.activity, *(c.activity for c in node.children)])
+    return top
+
+
+def walk_forest(nodes: Iterable[TreeNode]) -> Iterator[TreeNode]:
+    """Depth-first, parents before children: the order a tree is printed in."""
+    stack = list(reversed(list(nodes)))
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
