@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Literal
@@ -314,7 +315,10 @@ class RunTracker(BaseCallback):
         from mission_gym.dashboard import generate_unified_dashboard  # the dashboard reads run records
 
         self._last_dashboard = time.monotonic()
-        generate_unified_dashboard(self.settings.runs_root)
+        try:
+            generate_unified_dashboard(self.settings.runs_root)
+        except (OSError, MissionGymError) as error:  # the page is a view: it must never stop training
+            warnings.warn(f"dashboard not refreshed: {error}", stacklevel=1)
 
     def _save_checkpoint(self, model: PPO | None = None) -> None:
         model = model or self.model
