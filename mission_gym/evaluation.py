@@ -6,6 +6,9 @@ Every seed runs one episode in its own arena of one batched VecEnv, so an evalua
 
 import hashlib
 import math
+import pickle
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ from mission_gym.render import render_frame
 from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
-from mission_gym.spaces import space_signature
+from mission_gym.spaces import action_space, observation_space, space_signature
 from mission_gym.training import CONFIG_SNAPSHOT_DIR
 from mission_gym.vec_env import MissionVecEnv
 
@@ -174,7 +177,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         if not 0 < episodes <= len(seeds):
             raise MissionGymError(f"--episodes {episodes}: the seed list has {len(seeds)} seeds; ask for 1..{len(seeds)}")
         seeds = seeds[:episodes]
-    policy = PPO.load(target.model_path, device="cpu")
+    policy = load_policy(target.model_path, target.config, target.config_dir)
     ours = run_episodes(policy, target.config, seeds, deterministic)
     baseline = run_episodes(ScriptedAttackerPolicy(target.config), target.config, seeds)
     report = {
@@ -201,6 +204,27 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
     return report
 
 
+def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
+    """Load a model to play `config`; MissionGymError when the file is no PPO model or its spaces differ.
+
+    A model outside any run folder has no record to check compatibility with, so its own spaces are compared
+    with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
+    """
+    try:
+        policy = PPO.load(path, device="cpu")
+    except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
+        raise MissionGymError(f"{path}: cannot be loaded as a PPO model ({type(error).__name__}: {error}); pass a "
+                              "checkpoint written by train_ppo") from None
+    obs, act = observation_space(config), action_space(config)
+    if policy.observation_space.shape != obs.shape or not np.array_equal(getattr(policy.action_space, "nvec", None), act.nvec):
+        raise CompatibilityError(
+            f"{path} was trained with observation shape {list(policy.observation_space.shape)} and action space "
+            f"{policy.action_space}, but {config_dir} gives observation shape {list(obs.shape)} and action space {act}; "
+            "evaluate it with the config directory it was trained on (--config-dir)"
+        )
+    return policy
+
+
 def _display_path(path: Path, runs_root: Path) -> str:
     try:
         return relative_to_runs(path, runs_root)
@@ -216,7 +240,7 @@ def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, determinis
     path = runs_root / parent.path
     if not path.is_file():
         return {"checkpoint": parent.path, "step": parent.step, "missing": True}
-    theirs = run_episodes(PPO.load(path, device="cpu"), target.config, seeds, deterministic)
+    theirs = run_episodes(load_policy(path, target.config, target.config_dir), target.config, seeds, deterministic)
     return {"checkpoint": parent.path, "step": parent.step, **summarize(theirs), "paired": paired_comparison(ours, theirs)}
 
 

@@ -5,6 +5,7 @@ compatibility, hyperparameters a branch cannot change) before anything is create
 `runs/<name>/` and trains. A branch continues the parent's global timestep counter.
 """
 
+import hashlib
 import io
 import json
 import math
@@ -27,13 +28,12 @@ from stable_baselines3.common.vec_env import VecMonitor
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.checkpoints import (
-    checkpoint_entry, checkpoint_file_name, prune_checkpoints, relative_to_runs,
-    resolve_checkpoint, verify_checkpoint,
+    checkpoint_file_name, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
 )
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
 from mission_gym.runs.record import (
-    CHECKPOINTS_DIR, FINAL_MODEL_FILE, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
+    CHECKPOINTS_DIR, FINAL_MODEL_FILE, CheckpointEntry, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
     atomic_write_bytes, git_info, load_record, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
@@ -139,8 +139,12 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         parent = ParentCheckpoint(path=entry.file, step=entry.step, sha256=entry.sha256)
     run_name = new_run_name(settings.runs_root, run_name=settings.run_name, branch_name=settings.branch_name,
                             is_branch=parent is not None)
+    hyperparameters = _hyperparameters(settings, parent_record)
+    if settings.n_envs * hyperparameters.n_steps < 2:  # SB3 asserts this only once the run folder exists
+        raise MissionGymError(f"--n-envs {settings.n_envs} x --n-steps {hyperparameters.n_steps} gives rollouts of "
+                              "1 timestep; PPO needs at least 2: raise --n-envs or --n-steps")
     return RunPlan(settings=settings, run_name=run_name, config=config, spaces=spaces,
-                   hyperparameters=_hyperparameters(settings, parent_record), device=_device(settings.device),
+                   hyperparameters=hyperparameters, device=_device(settings.device),
                    parent_path=parent_path, parent=parent, parent_record=parent_record)
 
 
@@ -167,7 +171,8 @@ def _device(requested: str) -> Literal["cpu", "cuda"]:
     return "cuda" if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()) else "cpu"
 
 
-def train(settings: TrainSettings, plan: RunPlan | None = None) -> RunRecord:
+def train(settings: TrainSettings, plan: RunPlan | None = None,
+          extra_callbacks: list[BaseCallback] | None = None) -> RunRecord:
     """Create the run folder and train; returns the final run record (status finished or interrupted).
 
     Ctrl-C saves a checkpoint at the current step and marks the run interrupted; any other failure marks it
@@ -182,7 +187,7 @@ def train(settings: TrainSettings, plan: RunPlan | None = None) -> RunRecord:
     tracker = RunTracker(run_dir, record, settings)
     try:
         model = _build_model(plan, run_dir)
-        model.learn(total_timesteps=settings.timesteps, callback=tracker, reset_num_timesteps=False,
+        model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])], reset_num_timesteps=False,
                     progress_bar=settings.progress_bar, tb_log_name="ppo")
         tracker.finish(model, "finished")
     except KeyboardInterrupt:
@@ -323,14 +328,26 @@ class RunTracker(BaseCallback):
     def _save_checkpoint(self, model: PPO | None = None) -> None:
         model = model or self.model
         step = int(model.num_timesteps)
-        path = self.run_dir / CHECKPOINTS_DIR / checkpoint_file_name(step)
-        _save_model(model, path)
-        entries = [e for e in self.record.checkpoints if e.step != step]
-        entries.append(checkpoint_entry(path, self.settings.runs_root, step))
-        self.record = self.record.model_copy(update={"checkpoints": entries})
-        save_record(self.run_dir, self.record)
+        self._save_model(model, self.run_dir / CHECKPOINTS_DIR / checkpoint_file_name(step), step)
         if self.settings.keep_checkpoints is not None:
             self._prune()
+
+    def _save_model(self, model: PPO, path: Path, step: int) -> None:
+        """Record a model file (with the SHA-256 of its bytes) in the run record, then write it atomically.
+
+        The record comes first: a crash in between leaves an entry whose file never appeared (branching by
+        run name then takes the previous checkpoint), never a checkpoint file the record does not list,
+        which branching would refuse as unverifiable.
+        """
+        buffer = io.BytesIO()
+        model.save(buffer)
+        data = buffer.getvalue()
+        entry = CheckpointEntry(file=relative_to_runs(path, self.settings.runs_root), step=step,
+                                sha256=hashlib.sha256(data).hexdigest())
+        entries = [e for e in self.record.checkpoints if e.file != entry.file] + [entry]
+        self.record = self.record.model_copy(update={"checkpoints": entries})
+        save_record(self.run_dir, self.record)
+        atomic_write_bytes(path, data)
 
     def _prune(self) -> None:
         deleted = {relative_to_runs(p, self.settings.runs_root) for p in
@@ -344,9 +361,9 @@ class RunTracker(BaseCallback):
         """Save the last checkpoint and final model, and close the record with `status`."""
         if model is not None:
             step = int(model.num_timesteps)
-            if not any(e.step == step for e in self.record.checkpoints):
+            if not (self.run_dir / CHECKPOINTS_DIR / checkpoint_file_name(step)).is_file():
                 self._save_checkpoint(model)
-            _save_model(model, self.run_dir / FINAL_MODEL_FILE)
+            self._save_model(model, self.run_dir / FINAL_MODEL_FILE, step)
         self._close(status)
 
     def fail(self, error: BaseException) -> None:
@@ -363,13 +380,6 @@ class RunTracker(BaseCallback):
         })
         save_record(self.run_dir, self.record)
         self._refresh_dashboard()
-
-
-def _save_model(model: PPO, path: Path) -> None:
-    """Write a model zip atomically: a crash leaves the previous file (or none), never half a file."""
-    buffer = io.BytesIO()
-    model.save(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _json_line(row: dict[str, Any]) -> str:

@@ -10,6 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from mission_gym.errors import MissionGymError
+from mission_gym.runs.checkpoints import CHECKPOINT_PATTERN
 from mission_gym.scripts.cli_support import run_command
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
@@ -53,19 +57,28 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     given = {name: getattr(args, name) for name in PPOHyperparameters.model_fields if getattr(args, name) is not None}
     if "net_arch" in given:
         given["net_arch"] = _layers(given["net_arch"])
-    return TrainSettings(
-        timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, run_name=args.run_name, notes=args.notes,
-        parent_checkpoint=args.parent_checkpoint, branch_name=args.branch_name, config_dir=args.config_dir,
-        runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
-        keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
-        torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
-        hyperparameters=given,
-    )
+    if args.keep_checkpoints is not None and args.keep_checkpoints < 0:
+        raise MissionGymError(f"--keep-checkpoints {args.keep_checkpoints}: give a positive count, or 0 to keep every checkpoint")
+    try:
+        return TrainSettings(
+            timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, run_name=args.run_name, notes=args.notes,
+            parent_checkpoint=args.parent_checkpoint, branch_name=args.branch_name, config_dir=args.config_dir,
+            runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
+            keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
+            torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
+            hyperparameters=given,
+        )
+    except ValidationError as error:  # a value out of range, e.g. --timesteps 0: name the flag, no traceback
+        problems = "; ".join(f"{_flag(str(e['loc'][0]))} {e['input']!r}: {e['msg']}" for e in error.errors())
+        raise MissionGymError(f"invalid option: {problems}") from None
+
+
+def _flag(field: str) -> str:
+    """The command-line flag of a TrainSettings field."""
+    return "--runs-dir" if field == "runs_root" else "--" + field.replace("_", "-")
 
 
 def _layers(text: str) -> list[int]:
-    from mission_gym.errors import MissionGymError
-
     try:
         layers = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -100,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = train(settings, plan)
         run_dir = settings.runs_root / record.run_name
         print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
-        if record.checkpoints:
-            print(f"Latest checkpoint: {settings.runs_root / record.checkpoints[-1].file}")
+        checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
+        if checkpoints:
+            print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
         print(f"Dashboard: {(settings.runs_root / 'dashboard.html').resolve().as_uri()}")
         return INTERRUPTED_EXIT if record.status == "interrupted" else 0
 

@@ -1,0 +1,163 @@
+"""Training killed at a random moment (SIGKILL) or interrupted (Ctrl-C), and checkpoint retention while a
+run is training: nothing half-written, the run resumable from its latest checkpoint, retention keeping the
+newest checkpoints plus the one another run branched from."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from test_training_support import (
+    CHECKPOINT_NAME, PYTHON, ROLLOUT, TINY, TRAIN_MODULE, checkpoint_path, checkpoint_steps, load_model,
+    make_workdir, only_new_run, record, run_dirs, sha256, strict_json, subprocess_env, train_main,
+)
+
+from mission_gym.runs.record import load_record
+
+FREQ = 512
+KEEP = 2
+WAIT_S = 240
+
+
+def start_training(work: Path, name: str, *extra: str) -> subprocess.Popen:
+    """A long training run in its own process (far more timesteps than the test lets it train)."""
+    log = open(work / f"{name}.log", "w")
+    return subprocess.Popen([PYTHON, "-m", TRAIN_MODULE, "--timesteps", "500000", *TINY, "--no-tensorboard",
+                             "--checkpoint-freq", str(FREQ), "--run-name", name, "--seed", "5", *extra],
+                            cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=subprocess_env())
+
+
+def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            raise AssertionError(f"training exited with {process.returncode} before {what}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def the_run(work: Path, name: str) -> Path | None:
+    found = [p for p in run_dirs(work / "runs") if p.name.startswith(f"{name}-")]
+    return found[0] if found else None
+
+
+def steps_on_disk(run: Path | None) -> list[int]:
+    return checkpoint_steps(run) if run is not None and (run / "checkpoints").is_dir() else []
+
+
+def test_sigkill_leaves_loadable_checkpoints_and_a_resumable_run(tmp_path, monkeypatch):
+    work = make_workdir(tmp_path / "project")
+    monkeypatch.chdir(work)
+    process = start_training(work, "crashy", "--keep-checkpoints", str(KEEP))
+    try:
+        run = wait_for(lambda: the_run(work, "crashy") if steps_on_disk(the_run(work, "crashy")) else None,
+                       process, "the first checkpoint")
+        # Freeze the trainer the moment its first checkpoint appears and branch from that checkpoint: from
+        # now on the trainer's retention must keep it, beside its newest KEEP checkpoints.
+        os.kill(process.pid, signal.SIGSTOP)
+        first = steps_on_disk(run)[0]
+        before = run_dirs(work / "runs")
+        code, _, err = train_main(["--parent-checkpoint", f"runs/{run.name}/checkpoints/ppo_mission_{first}_steps",
+                                   "--branch-name", "keeper", "--timesteps", str(ROLLOUT), "--n-envs", "4",
+                                   "--no-progress", "--no-tensorboard"])
+        assert code == 0, err
+        keeper = only_new_run(work / "runs", before)
+        os.kill(process.pid, signal.SIGCONT)
+        target = first + (KEEP + 3) * FREQ
+        wait_for(lambda: steps_on_disk(run) and steps_on_disk(run)[-1] >= target, process, f"checkpoint {target}")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.kill()
+            process.wait()
+
+    # Every checkpoint on disk is complete: it loads, at the step its name says.
+    steps = steps_on_disk(run)
+    for step in steps:
+        assert load_model(checkpoint_path(run, step)).num_timesteps == step
+    leftovers = [p.name for p in (run / "checkpoints").iterdir() if not CHECKPOINT_NAME.match(p.name)]
+    assert all(name.startswith(".") and name.endswith(".tmp") for name in leftovers), leftovers
+
+    # The record is valid JSON, still says running (nobody could mark the death), and its hashes hold.
+    rec_json = strict_json(run / "run.json")
+    assert rec_json["status"] == "running" and rec_json["pid"] == process.pid
+    rec = load_record(run)
+    for entry in rec.checkpoints:
+        if (work / "runs" / entry.file).exists():
+            assert sha256(work / "runs" / entry.file) == entry.sha256, entry.file
+    latest = steps[-1]
+    assert rec.timesteps.current - latest <= FREQ, "at most one checkpoint interval is lost"
+
+    # Retention: the newest KEEP checkpoints (one more if the kill came between a save and its pruning),
+    # plus the one the keeper branch started from; everything in between is gone.
+    assert first in steps, "a checkpoint another run branched from must be kept"
+    newest = [s for s in steps if s != first]
+    assert KEEP <= len(newest) <= KEEP + 1, steps
+    assert newest == list(range(latest - (len(newest) - 1) * FREQ, latest + 1, FREQ)), steps
+    assert record(keeper)["parent_checkpoint"]["path"] == f"{run.name}/checkpoints/ppo_mission_{first}_steps.zip"
+
+    # Branching from the crashed run by name resumes from its latest checkpoint.
+    before = run_dirs(work / "runs")
+    code, _, err = train_main(["--parent-checkpoint", run.name, "--branch-name", "resumed", "--timesteps", str(ROLLOUT),
+                               "--n-envs", "4", "--no-progress", "--no-tensorboard"])
+    assert code == 0, err
+    resumed = only_new_run(work / "runs", before)
+    resumed_rec = record(resumed)
+    assert resumed_rec["parent_checkpoint"]["step"] == latest
+    assert resumed_rec["timesteps"]["start"] == latest and resumed_rec["status"] == "finished"
+    assert checkpoint_steps(resumed) == [latest + ROLLOUT]
+
+
+def test_keep_checkpoints_keeps_the_newest(tmp_path, monkeypatch):
+    work = make_workdir(tmp_path / "project")
+    monkeypatch.chdir(work)
+    code, _, err = train_main(["--timesteps", "1536", *TINY, "--no-tensorboard", "--checkpoint-freq", "256",
+                               "--keep-checkpoints", "2", "--seed", "4"])
+    assert code == 0, err
+    (run,) = run_dirs(work / "runs")
+    assert checkpoint_steps(run) == [1280, 1536]
+    files = [e["file"] for e in record(run)["checkpoints"]]
+    assert files == [f"{run.name}/checkpoints/ppo_mission_{s}_steps.zip" for s in (1280, 1536)] + \
+        [f"{run.name}/final_model.zip"], "the record lists the model files that exist, no pruned ones"
+
+
+def test_ctrl_c_saves_a_final_checkpoint_and_marks_the_run_interrupted(tmp_path):
+    work = make_workdir(tmp_path / "project")
+    process = start_training(work, "interrupted", "--keep-checkpoints", "0")
+    try:
+        run = wait_for(lambda: the_run(work, "interrupted") if steps_on_disk(the_run(work, "interrupted")) else None,
+                       process, "the first checkpoint")
+        metrics = run / "metrics.jsonl"
+        wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, process, "three rollouts")
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = (work / "interrupted.log").read_text()
+    assert code == 130, output
+    assert "Traceback" not in output, output
+    rec = record(run)
+    assert rec["status"] == "interrupted"
+    step = rec["timesteps"]["current"]
+    assert step >= 3 * ROLLOUT
+    assert f"step {step:,}" in output
+    assert checkpoint_steps(run)[-1] == step
+    entries = {e["file"]: e for e in rec["checkpoints"]}
+    saved = entries[f"{run.name}/checkpoints/ppo_mission_{step}_steps.zip"]
+    assert saved["step"] == step and saved["sha256"] == sha256(checkpoint_path(run, step))
+    assert entries[f"{run.name}/final_model.zip"]["sha256"] == sha256(run / "final_model.zip")
+    assert load_model(checkpoint_path(run, step)).num_timesteps == step
+    assert load_model(run / "final_model.zip").num_timesteps == step
+
