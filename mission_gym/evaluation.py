@@ -22,7 +22,7 @@ from mission_gym.baseline import ScriptedAttackerPolicy
 from mission_gym.config import MissionConfig, load_config, read_seeds_file
 from mission_gym.errors import CompatibilityError, MissionGymError
 from mission_gym.render import render_frame
-from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint
+from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
@@ -149,6 +149,8 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     record = load_record(run_dir) if (run_dir / RUN_RECORD_FILE).is_file() else None
     if record is None:
         run_dir = None
+    else:
+        verify_checkpoint(path, run_dir.parent)  # a report must describe the checkpoint the run wrote
     if config_dir is None:
         if run_dir is None:
             raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "

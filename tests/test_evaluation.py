@@ -318,3 +318,17 @@ def test_seeds_hash_depends_on_order_and_content(tmp_path):
     seeds = tmp_path / "s.txt"
     seeds.write_text("5\n6\n")
     assert read_seeds_file(seeds) == (5, 6)
+
+
+def test_a_checkpoint_changed_after_its_run_wrote_it_is_not_evaluated(runs, work):
+    parent, _ = runs
+    checkpoint = checkpoint_path(parent, 512)
+    original = checkpoint.read_bytes()
+    try:
+        checkpoint.write_bytes(original + b"tampered")
+        state = tree_state(work)
+        code, _, err = evaluate_main(["--model", no_zip(checkpoint), "--episodes", "2"])
+        assert_user_error(code, err, "SHA-256", checkpoint.name)
+        assert tree_state(work) == state
+    finally:
+        checkpoint.write_bytes(original)
