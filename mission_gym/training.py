@@ -66,7 +66,7 @@ class PPOHyperparameters(BaseModel):
     ent_coef: float = Field(0.01, ge=0, description="entropy bonus coefficient")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
-    net_arch: list[int] = Field(default_factory=lambda: [256, 256], min_length=1, description="hidden layer sizes")
+    net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
 
 
 class TrainSettings(BaseModel):

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in PPOHyperparameters.model_fields.items():
         flag = "--" + name.replace("_", "-")
         if name == "net_arch":
-            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 256,256)")
+            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 128,128)")
         else:
             ppo.add_argument(flag, type=type(field.default), help=f"{field.description} (default: {field.default})")
     return parser
