@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install system-deps benchmark clean-venv
+.PHONY: demo test install system-deps benchmark ui clean-venv
 
 ## demo: the main job end to end on the embedded defaults (SQLite instance in dagster_home/, runs in runs/)
 demo: install
@@ -30,6 +30,11 @@ system-deps:
 benchmark: install
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/dagster_overhead.py
+
+## ui: the Dagster UI on the embedded instance, bound to this machine only (http://127.0.0.1:3000)
+ui: install
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1
 
 clean-venv:
 	rm -rf $(VENV)

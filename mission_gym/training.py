@@ -175,8 +175,9 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
           extra_callbacks: list[BaseCallback] | None = None) -> RunRecord:
     """Create the run folder and train; returns the final run record (status finished or interrupted).
 
-    Ctrl-C saves a checkpoint at the current step and marks the run interrupted; any other failure marks it
-    failed with the error and re-raises.
+    Ctrl-C (or any other interruption that is not an error, such as an orchestrator terminating the run)
+    saves a checkpoint at the current step and marks the run interrupted; an error marks it failed. Both
+    re-raise, except Ctrl-C, which returns the interrupted record.
     """
     plan = plan or plan_run(settings)
     run_dir = reserve_run_dir(settings.runs_root, plan.run_name)
@@ -190,11 +191,13 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
         model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])], reset_num_timesteps=False,
                     progress_bar=settings.progress_bar, tb_log_name="ppo")
         tracker.finish(model, "finished")
-    except KeyboardInterrupt:
-        tracker.finish(getattr(tracker, "model", None), "interrupted")
-    except BaseException as error:
+    except Exception as error:
         tracker.fail(error)
         raise
+    except BaseException as interruption:  # Ctrl-C, or an orchestrator terminating the run: keep what was learned
+        tracker.finish(getattr(tracker, "model", None), "interrupted")
+        if not isinstance(interruption, KeyboardInterrupt):
+            raise
     return tracker.record
 
 

@@ -1,0 +1,268 @@
+"""The Dagster events that describe a run folder, built from what is on disk.
+
+One place for them, because three callers report the same facts and must agree: the training job
+(after `mission_gym.training.train`), the asset functions, and the sensor that picks up runs made with
+the CLI. Lineage between runs is expressed as metadata links (Dagster cannot map one partition of an
+asset to another partition of the same asset by data; see docs/dagster.md).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import dagster as dg
+
+from mission_gym.evaluation import EVALUATIONS_DIR
+from mission_gym.runs.checkpoints import run_model
+from mission_gym.runs.lineage import children
+from mission_gym.runs.record import RunRecord, read_json, sha256_file
+from mission_gym.training import METRICS_FILE, TENSORBOARD_DIR
+
+CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
+CHECKPOINT = dg.AssetKey("checkpoint")
+EVALUATION_REPORT = dg.AssetKey("evaluation_report")
+PARENT_CHECK = "parent_checkpoint_intact"
+# Metadata keys the sensor and schedule read back to know what was reported.
+STEP_KEY = "step"
+EVALUATED_CHECKPOINT_KEY = "checkpoint"
+
+
+def partition_path(asset_key: dg.AssetKey, run_name: str) -> str:
+    """The UI path of one run's partition of an asset (relative, so it works behind any host name)."""
+    return f"/assets/{asset_key.to_user_string()}?view=partitions&partition={quote(run_name)}"
+
+
+def run_link(run_name: str, asset_key: dg.AssetKey = CHECKPOINT) -> dg.MetadataValue:
+    return dg.MetadataValue.url(partition_path(asset_key, run_name))
+
+
+def run_links_md(run_names: list[str], asset_key: dg.AssetKey = CHECKPOINT) -> str:
+    """A markdown list of links to runs' partitions (the UI renders markdown metadata, links included)."""
+    return "\n".join(f"- [{name}]({partition_path(asset_key, name)})" for name in run_names) or "none"
+
+
+# --- config snapshot ----------------------------------------------------------------------------------
+
+
+def config_snapshot_metadata(record: RunRecord, parent: RunRecord | None) -> dict[str, Any]:
+    """Config hash, per-file checksums, and what changed versus the parent run's configs."""
+    metadata: dict[str, Any] = {
+        "config_hash": record.config.hash,
+        "files": dg.MetadataValue.json(record.config.files),
+        "unit_counts": dg.MetadataValue.json(record.spaces.counts),
+    }
+    if parent is None:
+        return metadata
+    changed_files = sorted(
+        name for name in record.config.files.keys() | parent.config.files.keys()
+        if record.config.files.get(name) != parent.config.files.get(name)
+    )
+    metadata["parent_run"] = run_link(parent.run_name, CONFIG_SNAPSHOT)
+    metadata["files_changed_vs_parent"] = ", ".join(changed_files) or "none"
+    metadata["counts_changed_vs_parent"] = _count_changes(parent.spaces.counts, record.spaces.counts)
+    return metadata
+
+
+def _count_changes(parent: dict[str, Any], child: dict[str, Any]) -> str:
+    """`defenders: 2 -> 3` per unit count that differs (a branch with changes here would have been refused)."""
+    changes = [f"{key}: {parent.get(key)} -> {child.get(key)}"
+               for key in sorted(parent.keys() | child.keys()) if parent.get(key) != child.get(key)]
+    return "; ".join(changes) or "none"
+
+
+# --- checkpoint ---------------------------------------------------------------------------------------
+
+
+def latest_model(runs_root: Path, record: RunRecord) -> tuple[str, int, str] | None:
+    """(path relative to the runs root, step, SHA-256) of the model the run name stands for, if any.
+
+    The same model branching from the run name would load; its hash comes from the run record.
+    """
+    model = run_model(runs_root / record.run_name)
+    if model is None:
+        return None
+    relative = f"{record.run_name}/{model.relative_to(runs_root / record.run_name).as_posix()}"
+    entry = next((e for e in record.checkpoints if e.file == relative), None)
+    if entry is None:  # written but not yet recorded (the record is rewritten right after each save)
+        return None
+    return relative, entry.step, entry.sha256
+
+
+def last_metrics(run_dir: Path) -> dict[str, Any]:
+    """The last complete line of the run's metrics.jsonl ({} without one); reads only the file's tail."""
+    path = run_dir / METRICS_FILE
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(size - 65536, 0))
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except ValueError:  # a line cut by the seek, or one being appended right now
+            continue
+    return {}
+
+
+def checkpoint_metadata(runs_root: Path, record: RunRecord, records: list[RunRecord]) -> dict[str, Any] | None:
+    """What the checkpoint partition shows: steps, file and hash, lineage links, spaces, last training stats.
+
+    `records` are all runs (to list the children). None when the run has saved no model yet.
+    """
+    model = latest_model(runs_root, record)
+    if model is None:
+        return None
+    path, step, sha256 = model
+    run_dir = runs_root / record.run_name
+    metrics = last_metrics(run_dir)
+    metadata: dict[str, Any] = {
+        STEP_KEY: step,
+        "global_timesteps": record.timesteps.current,
+        "checkpoint_path": dg.MetadataValue.path(path),
+        "checkpoint_sha256": sha256,
+        "status": record.status,
+        "device": record.device,
+        "parent_run": run_link(record.parent_run) if record.parent_run else "none (trained from scratch)",
+        "parent_step": record.parent_checkpoint.step if record.parent_checkpoint else 0,
+        "root_ancestor": run_link(record.root_ancestor),
+        "children": dg.MetadataValue.md(run_links_md([c.run_name for c in children(records, record.run_name)])),
+        "branch_name": record.branch_name or "",
+        "notes": record.notes,
+        "observation_space": dg.MetadataValue.json(record.spaces.observation),
+        "action_space": dg.MetadataValue.json(record.spaces.action),
+        "hyperparameters": dg.MetadataValue.json(record.hyperparameters),
+        "tensorboard": dg.MetadataValue.path(f"{record.run_name}/{TENSORBOARD_DIR}"),
+    }
+    for name in ("ep_return_mean", "capture_rate"):
+        if isinstance(metrics.get(name), (int, float)):
+            metadata[f"last_{name}"] = float(metrics[name])
+    return metadata
+
+
+def child_backlink(record: RunRecord) -> dg.AssetObservation | None:
+    """An observation on the parent's checkpoint partition pointing at this new child (the reverse link)."""
+    if record.parent_run is None:
+        return None
+    return dg.AssetObservation(
+        asset_key=CHECKPOINT,
+        partition=record.parent_run,
+        description=f"Run {record.run_name} branched from this run.",
+        metadata={
+            "child_run": run_link(record.run_name),
+            "branched_at_step": record.parent_checkpoint.step if record.parent_checkpoint else 0,
+        },
+    )
+
+
+# --- parent checkpoint check --------------------------------------------------------------------------
+
+
+def parent_checkpoint_check(runs_root: Path, record: RunRecord) -> dg.AssetCheckEvaluation:
+    """Does the checkpoint this run branched from still exist with the SHA-256 recorded when branching?"""
+    parent = record.parent_checkpoint
+    if parent is None:
+        return _check(record, True, "Trained from scratch: no parent checkpoint.", {})
+    metadata = {"parent_checkpoint": dg.MetadataValue.path(parent.path), "recorded_sha256": parent.sha256,
+                "parent_run": run_link(record.parent_run or parent.path.split("/", 1)[0])}
+    path = runs_root / parent.path
+    if not path.is_file():
+        return _check(record, False, f"Parent checkpoint {parent.path} is missing.", metadata)
+    actual = sha256_file(path)
+    metadata["actual_sha256"] = actual
+    if actual != parent.sha256:
+        return _check(record, False, f"Parent checkpoint {parent.path} changed since this run branched.", metadata)
+    return _check(record, True, f"Parent checkpoint {parent.path} is intact.", metadata)
+
+
+def _check(record: RunRecord, passed: bool, description: str, metadata: dict[str, Any]) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(asset_key=CHECKPOINT, check_name=PARENT_CHECK, passed=passed,
+                                   partition=record.run_name, description=description, metadata=metadata)
+
+
+# --- evaluation report --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluationFile:
+    """One evaluation report on disk (`<run>/evaluations/<checkpoint-stem>.json`) and its content."""
+
+    path: Path
+    run_name: str
+    report: dict[str, Any]
+
+    @property
+    def checkpoint(self) -> str:
+        """The evaluated model, relative to the runs root."""
+        return str(self.report["checkpoint"])
+
+    @property
+    def step(self) -> int:
+        return int(self.report["step"])
+
+
+def latest_evaluation(runs_root: Path, record: RunRecord) -> EvaluationFile | None:
+    """The report of the highest-step model the run recorded that has one (None without reports)."""
+    folder = runs_root / record.run_name / EVALUATIONS_DIR
+    for entry in sorted(record.checkpoints, key=lambda e: e.step, reverse=True):
+        path = folder / f"{Path(entry.file).stem}.json"
+        try:
+            return EvaluationFile(path, record.run_name, read_json(path))
+        except (FileNotFoundError, ValueError):  # not evaluated, or not JSON: try the next model
+            continue
+    return None
+
+
+def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str, Any]:
+    """Capture rate with its interval, the paired comparisons (scripted baseline, parent), the report files."""
+    report = evaluation.report
+    low, high = report["capture_rate_ci"]
+    metadata: dict[str, Any] = {
+        EVALUATED_CHECKPOINT_KEY: evaluation.checkpoint,
+        STEP_KEY: evaluation.step,
+        "capture_rate": float(report["capture_rate"]),
+        "capture_rate_ci95": f"[{low:.3f}, {high:.3f}]",
+        "mean_return": float(report["mean_return"]),
+        "seeds_hash": str(report.get("seeds_hash", "")),
+        "report": dg.MetadataValue.path(evaluation.path.relative_to(runs_root).as_posix()),
+    }
+    for name in ("baseline", "parent"):
+        other = report.get(name)
+        if isinstance(other, dict) and "capture_rate" in other:
+            metadata[f"{name}_capture_rate"] = float(other["capture_rate"])
+            metadata[f"capture_rate_vs_{name}"] = float(report["capture_rate"]) - float(other["capture_rate"])
+    return metadata
+
+
+def evaluation_event(runs_root: Path, evaluation: EvaluationFile) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(asset_key=EVALUATION_REPORT, partition=evaluation.run_name,
+                                   metadata=evaluation_metadata(runs_root, evaluation))
+
+
+# --- a whole run --------------------------------------------------------------------------------------
+
+
+def first_sight_events(runs_root: Path, record: RunRecord, records: list[RunRecord]) -> list[Any]:
+    """Reported once per run: its config snapshot, the parent-checkpoint check, the back-link on the parent.
+
+    Once, because Dagster stores one runless check evaluation per check and partition (a second one
+    from a sensor hits a unique constraint); later checks run with the checkpoint asset.
+    """
+    parent = next((r for r in records if r.run_name == record.parent_run), None)
+    events: list[Any] = [dg.AssetMaterialization(asset_key=CONFIG_SNAPSHOT, partition=record.run_name,
+                                                 metadata=config_snapshot_metadata(record, parent)),
+                         parent_checkpoint_check(runs_root, record)]
+    backlink = child_backlink(record)
+    return events + ([backlink] if backlink else [])
+
+
+def checkpoint_event(runs_root: Path, record: RunRecord, records: list[RunRecord]) -> dg.AssetMaterialization | None:
+    """The materialization of the run's latest checkpoint (None before it saved one)."""
+    metadata = checkpoint_metadata(runs_root, record, records)
+    if metadata is None:
+        return None
+    return dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata)
