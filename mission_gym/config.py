@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mission_gym.errors import ConfigError
 
@@ -31,7 +31,7 @@ REWARD_COMPONENTS = (
     "tag_hit_bonus",  # per tag an attacker lands
     "defender_disabled_bonus",  # per defender disabled
     "time_penalty",  # per decision
-    "collision_penalty",  # per attacker per decision in which it hit an obstacle or the arena edge
+    "collision_penalty",  # per collision: an attacker touching an obstacle or the arena edge after a free decision
     "integrity_loss_penalty",  # per integrity point attackers lose
     "unit_disabled_penalty",  # per attacker disabled
     "detected_penalty",  # per attacker per decision in which a defender detects it
@@ -152,16 +152,25 @@ class UnitType(_Model):
     sensors: list[str] = Field(min_length=1)
     actions: list[str] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "UnitType":
-        if (self.category == "air") != (self.altitude_band > 0):
-            raise ValueError("air units need altitude_band >= 1 and ground units altitude_band 0")
-        unknown = [a for a in self.actions if a not in ACTION_NAMES]
+    # Field validators (not one model validator) so an error's key path ends at the bad field and shows its
+    # value, e.g. `unit_types.UGV_A.actions = [...]`, rather than the whole unit's mapping.
+    @field_validator("altitude_band")
+    @classmethod
+    def _band_matches_category(cls, band: int, info: ValidationInfo) -> int:
+        category = info.data.get("category")
+        if category is not None and (category == "air") != (band > 0):
+            raise ValueError("an air unit needs altitude_band >= 1" if category == "air" else "a ground unit needs altitude_band 0")
+        return band
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, actions: list[str]) -> list[str]:
+        unknown = [a for a in actions if a not in ACTION_NAMES]
         if unknown:
             raise ValueError(f"unknown action name(s) {unknown}; known actions: {list(ACTION_NAMES)}")
-        if len(set(self.actions)) != len(self.actions):
-            raise ValueError(f"actions list repeats a name: {self.actions}")
-        return self
+        if len(set(actions)) != len(actions):
+            raise ValueError(f"actions list repeats a name: {actions}")
+        return actions
 
 
 class UnitCatalog(_Model):
@@ -191,6 +200,13 @@ class Tag(_Model):
     damage_far: Positive
     close_range: NonNegative
 
+    @field_validator("close_range")
+    @classmethod
+    def _within_range(cls, close_range: float, info: ValidationInfo) -> float:
+        if "range" in info.data and close_range > info.data["range"]:
+            raise ValueError(f"close_range must not exceed range ({info.data['range']:g})")
+        return close_range
+
 
 class Scan(_Model):
     enabled: bool
@@ -209,12 +225,6 @@ class Engagement(_Model):
     scan: Scan
     degradation: Degradation
 
-    @model_validator(mode="after")
-    def _ranges(self) -> "Engagement":
-        if self.tag.close_range > self.tag.range:
-            raise ValueError("tag.close_range must not exceed tag.range")
-        return self
-
 
 # ----------------------------------------------------------------------------- reward.yaml
 class RewardTerm(_Model):
@@ -225,15 +235,18 @@ class RewardTerm(_Model):
 class Reward(_Model):
     components: dict[str, RewardTerm]
 
-    @model_validator(mode="after")
-    def _all_components(self) -> "Reward":
-        unknown = sorted(set(self.components) - set(REWARD_COMPONENTS))
-        missing = [c for c in REWARD_COMPONENTS if c not in self.components]
+    @field_validator("components")
+    @classmethod
+    def _all_components(cls, components: dict[str, RewardTerm]) -> dict[str, RewardTerm]:
+        unknown = sorted(set(components) - set(REWARD_COMPONENTS))
+        missing = [c for c in REWARD_COMPONENTS if c not in components]
         if unknown:
             raise ValueError(f"unknown reward component(s) {unknown}; known: {list(REWARD_COMPONENTS)}")
         if missing:
             raise ValueError(f"missing reward component(s) {missing}: give each a weight (enabled: false to turn off)")
-        return self
+        # REWARD_COMPONENTS order, whatever the file's order: callers label the breakdown's columns by
+        # iterating this mapping, so a reordered reward.yaml must not relabel them.
+        return {name: components[name] for name in REWARD_COMPONENTS}
 
     def weights(self) -> list[float]:
         """Effective weight per component in REWARD_COMPONENTS order (0 where disabled)."""
@@ -251,15 +264,20 @@ class DefenderRandomization(_Model):
     chase_memory_seconds: NonNegative
     guard_radius_m: Positive
 
-    @model_validator(mode="after")
-    def _probabilities(self) -> "DefenderRandomization":
-        total = sum(self.behaviour_modes.values())
+    @field_validator("behaviour_modes")
+    @classmethod
+    def _probabilities(cls, modes: dict[str, float]) -> dict[str, float]:
+        total = sum(modes.values())
         if not math.isclose(total, 1.0, abs_tol=1e-6):
             raise ValueError(f"behaviour_modes probabilities sum to {total:g}, they must sum to 1")
-        low, high = self.reaction_delay_seconds
-        if low > high:
+        return modes
+
+    @field_validator("reaction_delay_seconds")
+    @classmethod
+    def _ordered(cls, delay: tuple[float, float]) -> tuple[float, float]:
+        if delay[0] > delay[1]:
             raise ValueError("reaction_delay_seconds is [min, max] with min <= max")
-        return self
+        return delay
 
     def mode_probabilities(self) -> list[float]:
         """Probability per mode in BEHAVIOUR_MODES order (absent modes have probability 0)."""
@@ -337,7 +355,7 @@ def load_config(config_dir: str | Path) -> MissionConfig:
         ),
     }
     _cross_check(directory, parts)
-    canonical = {name: data.get(name, list(seeds)) for name in CONFIG_FILES}
+    canonical = {name: _canonical(data[name]) if name in data else list(seeds) for name in CONFIG_FILES}
     return MissionConfig(
         **parts,
         eval_seeds=seeds,
@@ -398,15 +416,24 @@ def _validate(model: type[_Model], path: Path, data: Any) -> Any:
         first = error.errors()[0]
         key = _key_path(first["loc"])
         value = first.get("input")
-        shown = "" if first["type"] == "missing" else f" = {value!r}"
+        shown = "" if first["type"] == "missing" else f" = {_short_repr(value)}"
         hint = "unknown key; remove it or fix its spelling" if first["type"] == "extra_forbidden" else first["msg"]
+        hint = hint.removeprefix("Value error, ")  # pydantic's prefix for our own validators' messages
         more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key or '<top level>'}{shown}: {hint}{more}") from None
+
+
+def _short_repr(value: Any, limit: int = 160) -> str:
+    """repr of a bad value, cut short: a whole mapping (e.g. every reward component) would bury the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for "the key itself" of a mapping entry; the path already names it
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -476,6 +503,17 @@ def obstacle_clearance(obstacle: Obstacle, point: tuple[float, float]) -> float:
     ly = -dx * math.sin(angle) + dy * math.cos(angle)
     qx, qy = abs(lx) - obstacle.width / 2, abs(ly) - obstacle.height / 2
     return math.hypot(max(qx, 0.0), max(qy, 0.0)) + min(max(qx, qy), 0.0)
+
+
+def _canonical(value: Any) -> Any:
+    """Parsed YAML with every number as a float, so `x: 50` and `x: 50.0` (same content) hash the same."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _sha256(data: bytes) -> str:

@@ -6,12 +6,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mission_gym.config import MissionConfig, load_config
+from mission_gym.config import REWARD_COMPONENTS, MissionConfig, load_config
 from mission_gym.render import render_frame
 from mission_gym.sim import BatchedSim, Outcome
 from mission_gym.spaces import action_space, observation_space
 
 DEFAULT_CONFIG_DIR = Path("configs")
+_TERMINATED = frozenset((Outcome.CAPTURED, Outcome.ALL_DISABLED))
+_TRUNCATED = frozenset((Outcome.TIMEOUT, Outcome.STALLED))
 
 
 def resolve_config(config_dir: str | Path | None = None, config: MissionConfig | None = None) -> MissionConfig:
@@ -62,6 +64,7 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = action_space(self.config)
         self.feature_names = self.sim.feature_names
         self._episode_components = np.zeros_like(self.sim.raw_rewards[0])
+        self._components = np.zeros_like(self.sim.raw_rewards[0])
         self._seeded = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -76,20 +79,18 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance one decision (action_repeat physics ticks)."""
-        self.sim.step(np.asarray(action).reshape(1, -1))
-        components = self.sim.raw_rewards[0] * self.sim.params.reward_weights
-        self._episode_components += components
-        outcome = Outcome(int(self.sim.outcomes[0]))
-        info: dict[str, Any] = {
-            "outcome": outcome.label,
-            "reward_components": dict(zip(self.config.reward.components, components.tolist())),
-        }
-        if outcome != Outcome.RUNNING:
-            info["episode_metrics"] = self.sim.episode_metrics(0)
-            info["episode_reward_components"] = dict(zip(self.config.reward.components, self._episode_components.tolist()))
-        terminated = outcome in (Outcome.CAPTURED, Outcome.ALL_DISABLED)
-        truncated = outcome in (Outcome.TIMEOUT, Outcome.STALLED)
-        return self.sim.observations[0].copy(), float(components.sum()), terminated, truncated, info
+        sim = self.sim
+        sim.step(action)
+        values = np.multiply(sim.raw_rewards[0], sim.params.reward_weights, out=self._components).tolist()
+        self._episode_components += self._components
+        outcome = sim.outcome(0)
+        info: dict[str, Any] = {"outcome": outcome.label, "reward_components": dict(zip(REWARD_COMPONENTS, values))}
+        if outcome is not Outcome.RUNNING:
+            info["episode_metrics"] = sim.episode_metrics(0)
+            info["episode_reward_components"] = dict(zip(REWARD_COMPONENTS, self._episode_components.tolist()))
+        terminated = outcome in _TERMINATED
+        truncated = outcome in _TRUNCATED
+        return sim.observations[0].copy(), sum(values), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """A top-down RGB frame when render_mode is "rgb_array"."""

@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
+from mission_gym.imitation import imitate, record_baseline
 from mission_gym.runs.checkpoints import (
     checkpoint_file_name, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
 )
@@ -63,7 +64,7 @@ class PPOHyperparameters(BaseModel):
     gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
     clip_range: float = Field(0.2, gt=0, description="PPO clip range")
-    ent_coef: float = Field(0.01, ge=0, description="entropy bonus coefficient")
+    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (0: the imitation warm start already explores; a bonus diffuses it)")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
@@ -89,6 +90,8 @@ class TrainSettings(BaseModel):
     eval_freq: int | None = Field(None, gt=0, description="timesteps between evaluations on the eval seeds (None: off)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
     torch_threads: int | None = Field(None, gt=0, description="torch CPU threads (default: all cores)")
+    imitation_samples: int = Field(131_072, ge=0, description="scripted-baseline decisions a fresh policy imitates "
+                                   "before PPO (at most --timesteps; 0: off; branches start from their parent)")
     tensorboard: bool = Field(True, description="write TensorBoard logs into the run folder")
     progress_bar: bool = Field(True, description="show a progress bar")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="PPO settings given explicitly (see PPOHyperparameters)")
@@ -215,7 +218,9 @@ def _initial_record(plan: RunPlan, run_name: str) -> RunRecord:
         branch_name=plan.settings.branch_name, notes=plan.settings.notes,
         git=git_info(Path(__file__).resolve().parent.parent),
         config=ConfigRef(hash=plan.config.config_hash, files=plan.config.file_checksums),
-        spaces=Spaces(**plan.spaces), hyperparameters=plan.hyperparameters.model_dump(), device=plan.device,
+        spaces=Spaces(**plan.spaces), device=plan.device,
+        hyperparameters={**plan.hyperparameters.model_dump(),
+                         "imitation_samples": 0 if plan.parent else min(plan.settings.imitation_samples, plan.settings.timesteps)},
         timesteps=Timesteps(start=plan.start_step, target=plan.start_step + plan.settings.timesteps, current=plan.start_step),
         pid=os.getpid(), host=socket.gethostname(),
     )
@@ -235,8 +240,13 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
                          seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
         return model
-    return PPO("MlpPolicy", env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
-               policy_kwargs={"net_arch": list(hp.net_arch)}, verbose=0, **ppo_args)
+    model = PPO("MlpPolicy", env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
+                policy_kwargs={"net_arch": list(hp.net_arch)}, verbose=0, **ppo_args)
+    samples = min(settings.imitation_samples, settings.timesteps)
+    if samples:
+        demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)
+        imitate(model, demos, seed=settings.seed or 0)
+    return model
 
 
 class RunTracker(BaseCallback):

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mission_gym.config import MissionConfig
+from mission_gym.config import REWARD_COMPONENTS, MissionConfig
 from mission_gym.env import resolve_config
 from mission_gym.render import render_frame
 from mission_gym.sim import BatchedSim, Outcome
@@ -81,7 +81,7 @@ class MissionVecEnv(VecEnv):
             "TimeLimit.truncated": outcome not in _TERMINATED,
             "outcome": outcome.label,
             "episode_metrics": self.sim.episode_metrics(i),
-            "episode_reward_components": dict(zip(self.config.reward.components, self._episode_components[i].tolist())),
+            "episode_reward_components": dict(zip(REWARD_COMPONENTS, self._episode_components[i].tolist())),
         }
         self._episode_components[i] = 0.0
         self._episode_returns[i] = 0.0

@@ -80,6 +80,7 @@ class TrainingConfig(dg.Config):
     device: Literal["auto", "cpu", "cuda"] = _setting("device")
     torch_threads: int | None = _setting("torch_threads")
     tensorboard: bool = _setting("tensorboard")
+    imitation_samples: int = _setting("imitation_samples")
     learning_rate: float | None = _ppo("learning_rate")
     n_steps: int | None = _ppo("n_steps")
     batch_size: int | None = _ppo("batch_size")

@@ -33,9 +33,10 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One browser for the whole session (starting it takes about a second)."""
+    """One browser per test module (starting it takes about a second). Not per session: Playwright's sync API
+    keeps an asyncio loop running while it is open, which breaks later code that calls asyncio.run (Dagster)."""
     if not os.access(CHROMIUM_PATH, os.X_OK):
         pytest.fail(
             f"Chromium not found at {CHROMIUM_PATH}: the browser tests need Debian's chromium. "

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-freq", type=int, help="timesteps between evaluations on the eval seeds (default: off)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (default: auto)")
     parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--imitation-samples", type=int, default=defaults.imitation_samples,
+                        help="scripted-baseline decisions a fresh policy imitates before PPO, at most --timesteps; "
+                             "0 turns the warm start off (default: %(default)s)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     ppo = parser.add_argument_group("PPO hyperparameters (a branch inherits its parent's unless given)")
@@ -66,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
             runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
             keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
             torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
+            imitation_samples=args.imitation_samples,
             hyperparameters=given,
         )
     except ValidationError as error:  # a value out of range, e.g. --timesteps 0: name the flag, no traceback

@@ -4,7 +4,7 @@ import enum
 
 import numpy as np
 
-from mission_gym.config import MissionConfig
+from mission_gym.config import REWARD_COMPONENTS, MissionConfig
 from mission_gym.sim import kernel
 from mission_gym.sim.layout import (
     AS_CAPTURE, AS_DECISIONS, AS_OBJ_X, AS_OBJ_Y, AS_OUTCOME, AS_TICK, GRID_CELL_M, N_ARENA_STATE, N_DEFENDER_STATE, N_KNOWN_STATE,
@@ -29,6 +29,9 @@ class Outcome(enum.IntEnum):
     def label(self) -> str:
         """The name used in `info["outcome"]` and reports: captured, all_disabled, timeout, stalled."""
         return self.name.lower()
+
+
+_OUTCOMES = tuple(Outcome)  # indexed by outcome code: Outcome(code) costs ~1 us per call
 
 
 class BatchedSim:
@@ -92,7 +95,11 @@ class BatchedSim:
     def reward_components(self, arena: int) -> dict[str, float]:
         """This decision's weighted reward per component for one arena (they sum to its reward)."""
         values = self.raw_rewards[arena] * self.params.reward_weights
-        return dict(zip(self.config.reward.components, map(float, values)))
+        return dict(zip(REWARD_COMPONENTS, map(float, values)))
+
+    def outcome(self, arena: int) -> Outcome:
+        """How one arena's episode stands."""
+        return _OUTCOMES[int(self.arena[arena, AS_OUTCOME])]
 
     @property
     def outcomes(self) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 from mission_gym.sim.jit import jit, jit_inline
 
 from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
-from mission_gym.sim.geometry import free_distance
+from mission_gym.sim.geometry import free_distance, norm
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_GUARD_PHASE, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_MODE,
     DS_REACTION, DS_TARGET, DS_WAYPOINT, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
@@ -19,6 +19,7 @@ WAYPOINT_REACHED_M = 3.0
 GOAL_REACHED_M = 1.5
 AVOID_LOOKAHEAD_M = 6.0
 GUARD_TURN_RAD = 0.05  # per decision: guards circle the objective slowly
+TIMER_EPSILON_S = 1e-9  # far below a tick, far above the rounding of summed ticks
 AVOID_OFFSETS = (0.5236, -0.5236, 1.0472, -1.0472, 1.5708, -1.5708, 2.0944, -2.0944)
 
 
@@ -37,12 +38,22 @@ def think(b: int, units: np.ndarray, brains: np.ndarray, arena: np.ndarray, wayp
         _command(b, u, gx, gy, units, rng, params, scalars, obstacles)
 
 
+@jit_inline
+def count_down(timer: float, dt: float) -> float:
+    """A timer (s) one tick of `dt` later, snapped to 0 once it is within rounding of it.
+
+    Without the snap, 3.0 - 60 x 0.05 leaves ~1e-15 in floating point and a 3 s cooldown lasts 61 ticks.
+    """
+    left = timer - dt
+    return left if left > TIMER_EPSILON_S else 0.0
+
+
 @jit
 def tick_timers(b: int, brains: np.ndarray, dt: float) -> None:
     """Advance the defenders' memory and reaction timers by one physics tick."""
     for d in range(brains.shape[1]):
-        brains[b, d, DS_MEMORY] = max(0.0, brains[b, d, DS_MEMORY] - dt)
-        brains[b, d, DS_REACTION] = max(0.0, brains[b, d, DS_REACTION] - dt)
+        brains[b, d, DS_MEMORY] = count_down(brains[b, d, DS_MEMORY], dt)
+        brains[b, d, DS_REACTION] = count_down(brains[b, d, DS_REACTION], dt)
         if brains[b, d, DS_MEMORY] == 0.0:
             brains[b, d, DS_TARGET] = -1.0
 
@@ -59,8 +70,8 @@ def _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors,
         if noise == NOT_DETECTED:
             continue
         units[b, a, US_DETECTED] = 1.0
-        distance = np.hypot(units[b, a, US_X] - units[b, u, US_X], units[b, a, US_Y] - units[b, u, US_Y])
-        from_objective = np.hypot(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y])
+        distance = norm(units[b, a, US_X] - units[b, u, US_X], units[b, a, US_Y] - units[b, u, US_Y])
+        from_objective = norm(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y])
         if guard and from_objective > 1.5 * scalars[P_GUARD_R]:
             continue  # guards do not leave the objective for far-away attackers
         if distance < best_distance:
@@ -85,7 +96,7 @@ def _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, sca
     if brain[DS_MODE] == MODE_PATROL:
         k = int(brain[DS_WAYPOINT])
         wx, wy = waypoints[b, d, k, 0], waypoints[b, d, k, 1]
-        if np.hypot(wx - units[b, u, US_X], wy - units[b, u, US_Y]) < WAYPOINT_REACHED_M:
+        if norm(wx - units[b, u, US_X], wy - units[b, u, US_Y]) < WAYPOINT_REACHED_M:
             brain[DS_WAYPOINT] = (k + 1) % waypoint_counts[d]
         return wx, wy
     if brain[DS_MODE] == MODE_GUARD:
@@ -99,16 +110,16 @@ def _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, sca
         sx += params[a, UP_SPAWN_X] / n_att
         sy += params[a, UP_SPAWN_Y] / n_att
     dx, dy = sx - ox, sy - oy
-    norm = max(np.hypot(dx, dy), 1e-9)
-    reach = min(1.5 * scalars[P_GUARD_R], norm)
-    return ox + dx / norm * reach, oy + dy / norm * reach
+    length = max(norm(dx, dy), 1e-9)
+    reach = min(1.5 * scalars[P_GUARD_R], length)
+    return ox + dx / length * reach, oy + dy / length * reach
 
 
 @jit
 def _command(b, u, gx, gy, units, rng, params, scalars, obstacles):
     unit = units[b, u]
     dx, dy = gx - unit[US_X], gy - unit[US_Y]
-    distance = np.hypot(dx, dy)
+    distance = norm(dx, dy)
     heading = np.arctan2(dy, dx) + scalars[P_HEADING_JITTER] * normal(rng, b)
     heading = _avoid(unit[US_X], unit[US_Y], heading, min(AVOID_LOOKAHEAD_M, distance), params[u, UP_RADIUS], obstacles)
     if uniform(rng, b) < scalars[P_RANDOM_PROB]:  # a random action, for this one decision

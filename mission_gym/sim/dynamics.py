@@ -8,7 +8,7 @@ from mission_gym.sim.geometry import signed_distance
 from mission_gym.sim.layout import (
     OBSTACLE_CELL_M,
     OB_BOUND, OB_X, OB_Y, P_DEGRADE, P_DT, P_HEIGHT, P_MOB_THR, P_WIDTH, UP_AIR, UP_INTEGRITY, UP_MAX_ACCEL,
-    UP_RADIUS, UP_TURN_RATE, US_CMD_HEADING, US_CMD_SPEED, US_COLLIDED, US_HEADING, US_INTEGRITY, US_SPEED, US_X,
+    UP_RADIUS, UP_TURN_RATE, US_CMD_HEADING, US_COS, US_SIN, US_CMD_SPEED, US_COLLIDED, US_HEADING, US_INTEGRITY, US_SPEED, US_X,
     US_Y,
 )
 
@@ -17,8 +17,21 @@ _PUSH_PASSES = 3
 
 @jit_inline
 def wrap_angle(angle: float) -> float:
-    """Angle folded into (-pi, pi]."""
-    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+    """Angle folded into (-pi, pi]. Inputs are sums of a few folded angles, so a couple of turns at most
+    (and this avoids fmod, a hot spot of the tick)."""
+    while angle > np.pi:
+        angle -= 2.0 * np.pi
+    while angle <= -np.pi:
+        angle += 2.0 * np.pi
+    return angle
+
+
+@jit_inline
+def set_heading(unit: np.ndarray, heading: float) -> None:
+    """Set a unit's heading and its cached cosine and sine."""
+    unit[US_HEADING] = heading
+    unit[US_COS] = np.cos(heading)
+    unit[US_SIN] = np.sin(heading)
 
 
 @jit
@@ -32,25 +45,31 @@ def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacl
     error = wrap_angle(unit[US_CMD_HEADING] - unit[US_HEADING])
     max_turn = params[UP_TURN_RATE] * dt
     turn = min(max(error, -max_turn), max_turn)
-    unit[US_HEADING] = wrap_angle(unit[US_HEADING] + turn)
+    if turn != 0.0:
+        set_heading(unit, wrap_angle(unit[US_HEADING] + turn))
     # Slow down while still facing away from the commanded heading, so units turn before they run.
-    target = unit[US_CMD_SPEED] * max(0.0, np.cos(error - turn))
+    remaining = error - turn
+    target = unit[US_CMD_SPEED] * (max(0.0, np.cos(remaining)) if remaining != 0.0 else 1.0)
     if unit[US_INTEGRITY] < scalars[P_MOB_THR] * params[UP_INTEGRITY]:
         target *= scalars[P_DEGRADE]
     step = params[UP_MAX_ACCEL] * dt
     unit[US_SPEED] += min(max(target - unit[US_SPEED], -2.0 * step), step)  # brakes twice as hard
     old_x, old_y = unit[US_X], unit[US_Y]
-    x = old_x + unit[US_SPEED] * np.cos(unit[US_HEADING]) * dt
-    y = old_y + unit[US_SPEED] * np.sin(unit[US_HEADING]) * dt
+    x = old_x + unit[US_SPEED] * unit[US_COS] * dt
+    y = old_y + unit[US_SPEED] * unit[US_SIN] * dt
     radius = params[UP_RADIUS]
     x, y, hit = _clamp_to_arena(x, y, radius, scalars[P_WIDTH], scalars[P_HEIGHT])
     if params[UP_AIR] == 0.0:
         cell = _cell_of(x, y, scalars[P_WIDTH], cell_starts.shape[0] - 1)
         first, last = cell_starts[cell], cell_starts[cell + 1]
         x, y, pushed = _slide_out(x, y, radius, obstacles, cell_items[first:last])
-        # Wedged between obstacles: stay where it was (a free spot). Unpushed moves are free by construction.
-        if pushed and _overlaps(x, y, radius, obstacles, cell_items[first:last]):
-            x, y, unit[US_SPEED] = old_x, old_y, 0.0
+        if pushed:
+            # A push can carry the unit back over the edge (an obstacle near the edge pushes toward it): clamp
+            # again, and if that puts it back into the obstacle it is wedged; stay where it was (a free spot
+            # inside the arena). Unpushed moves are free by construction.
+            x, y, _ = _clamp_to_arena(x, y, radius, scalars[P_WIDTH], scalars[P_HEIGHT])
+            if _overlaps(x, y, radius, obstacles, cell_items[first:last]):
+                x, y, unit[US_SPEED] = old_x, old_y, 0.0
         hit = hit or pushed
     unit[US_X], unit[US_Y] = x, y
     if hit:

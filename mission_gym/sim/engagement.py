@@ -1,13 +1,13 @@
 """Sensing and tagging between units: range, field of view, line of sight, damage falloff, cooldown."""
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit
 
-from mission_gym.sim.geometry import sight_blocked
+from mission_gym.sim.geometry import norm, sight_blocked
 from mission_gym.sim.layout import (
     P_DEGRADE, P_SCAN_MULT, P_SENS_THR, P_TAG_CD, P_TAG_CLOSE_RANGE, P_TAG_COS, P_TAG_LOS, P_TAG_RANGE,
     SE_COS_HALF_FOV, SE_LOS, SE_NOISE, SE_RANGE, UP_AIR, UP_INTEGRITY, UP_TAG_CLOSE, UP_TAG_FAR, US_ALIVE,
-    US_HEADING, US_INTEGRITY, US_SCANNING, US_SPEED, US_TAG_CD, US_X, US_Y,
+    US_COS, US_INTEGRITY, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
 )
 
 NOT_DETECTED = -1.0
@@ -30,11 +30,11 @@ def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, 
     own initial integrity sees `factor` as far.
     """
     dx, dy = units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y]
-    distance = np.hypot(dx, dy)
+    distance = norm(dx, dy)
     scale = scalars[P_SCAN_MULT] if units[i, US_SCANNING] != 0.0 else 1.0
     if units[i, US_INTEGRITY] < scalars[P_SENS_THR] * params[i, UP_INTEGRITY]:
         scale *= scalars[P_DEGRADE]
-    facing = 1.0 if distance < 1e-9 else (dx * np.cos(units[i, US_HEADING]) + dy * np.sin(units[i, US_HEADING])) / distance
+    facing = 1.0 if distance < 1e-9 else (dx * units[i, US_COS] + dy * units[i, US_SIN]) / distance
     best = NOT_DETECTED
     sight_known, sight = False, False
     for s in range(sensors.shape[0]):
@@ -57,12 +57,12 @@ def tag_target(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, obsta
                first: int, last: int) -> int:
     """Nearest live unit in [first, last) that unit i can tag now (range, cone, sight), or -1."""
     best, best_distance = -1, scalars[P_TAG_RANGE]
-    cos_h, sin_h = np.cos(units[i, US_HEADING]), np.sin(units[i, US_HEADING])
+    cos_h, sin_h = units[i, US_COS], units[i, US_SIN]
     for j in range(first, last):
         if units[j, US_ALIVE] == 0.0:
             continue
         dx, dy = units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y]
-        distance = np.hypot(dx, dy)
+        distance = norm(dx, dy)
         if distance > best_distance or distance < 1e-9:
             continue
         if (dx * cos_h + dy * sin_h) / distance < scalars[P_TAG_COS]:
@@ -87,7 +87,7 @@ def tag_damage(params: np.ndarray, scalars: np.ndarray, i: int, distance: float)
 def apply_tag(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, i: int, j: int) -> tuple[float, bool]:
     """Unit i tags unit j: start i's cooldown, damage j. Returns (integrity j lost, whether j was disabled)."""
     units[i, US_TAG_CD] = scalars[P_TAG_CD]
-    distance = np.hypot(units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y])
+    distance = norm(units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y])
     lost = min(tag_damage(params, scalars, i, distance), units[j, US_INTEGRITY])
     units[j, US_INTEGRITY] -= lost
     if units[j, US_INTEGRITY] <= 0.0:

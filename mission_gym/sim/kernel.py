@@ -6,25 +6,26 @@ the caller, so a component's toggle and weight live in one place (reward.yaml).
 """
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.geometry import norm
+from mission_gym.sim.jit import jit
 
 from mission_gym.config import RING_RADII
-from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, think, tick_timers
-from mission_gym.sim.dynamics import clear_of_obstacles, move_unit
+from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, count_down, think, tick_timers
+from mission_gym.sim.dynamics import clear_of_obstacles, move_unit, set_heading, wrap_angle
 from mission_gym.sim.engagement import NOT_DETECTED, apply_tag, detection_noise, tag_target
 from mission_gym.sim.layout import (
     ACT_SCAN, ACT_STOP, ACT_TAG, AS_BEST_DIST, AS_CAPTURE, AS_DECISIONS, AS_MIN_DIST, AS_OBJ_X, AS_OBJ_Y,
     AS_OUTCOME, AS_STALL_REF_CAPTURE, AS_STALL_REF_DIST, AS_STALL_T, AS_TICK, DS_GUARD_PHASE, DS_MODE,
     DS_TARGET, DS_WAYPOINT, KN_SEEN_T, KN_X, KN_Y, MOVE_HEADINGS_DEG, OUT_ALL_DISABLED, OUT_CAPTURED,
     OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_ATT_HEADING_JITTER, P_ATT_SPAWN_JITTER, P_CAPTURE_S,
-    P_DEF_SPAWN_JITTER, P_DT, P_GRID_CELL, P_HEIGHT, P_MAX_TICKS, P_MODE_CDF0, P_MODE_CDF1, P_N_ATT, P_OBJ_JITTER,
+    P_DEF_SPAWN_JITTER, P_DT, P_HEIGHT, P_MAX_TICKS, P_MODE_CDF0, P_MODE_CDF1, P_N_ATT, P_OBJ_JITTER,
     P_OBJ_R, P_OBJ_X, P_OBJ_Y, P_REPEAT, P_SCAN_CD, P_SCAN_ENABLED, P_STALL_CAPTURE, P_STALL_IMPROVE, P_STALL_S,
     P_TAG_ENABLED, P_WIDTH, P_WP_JITTER, R_ALL_DISABLED, R_CAPTURE, R_COLLISION, R_DEF_DISABLED, R_DETECTED,
     R_ENTRY, R_INTEGRITY, R_POTENTIAL, R_RING, R_SPREAD, R_STALLED, R_TAG_HIT, R_TIME, R_TIMEOUT,
     R_UNIT_DISABLED, R_WIN, R_ZONE_TIME, UNSEEN_T, UP_AIR, UP_CAN_SCAN, UP_CAN_TAG, UP_INTEGRITY, UP_MAX_SPEED,
     UP_RADIUS, UP_SPAWN_HEADING, UP_SPAWN_X, UP_SPAWN_Y, US_ALIVE, US_CMD_HEADING, US_CMD_SPEED, US_COLLIDED,
-    US_DETECTED, US_ENTERED, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SPEED, US_TAG_CD,
-    US_TAG_REQUEST, US_X, US_Y,
+    US_DETECTED, US_ENTERED, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_TAG_CD,
+    US_TAG_REQUEST, US_WAS_COLLIDING, US_X, US_Y,
 )
 from mission_gym.sim.observation import write_observation
 from mission_gym.sim.rng import normal, uniform, uniform_range
@@ -49,7 +50,8 @@ def reset_arena(b, units, brains, known, arena, waypoints, rng, scalars, params,
     arena[b, AS_OBJ_Y] = min(max(scalars[P_OBJ_Y] + uniform_range(rng, b, -jitter, jitter), 0.0), height)
     for u in range(units.shape[1]):
         spread = scalars[P_ATT_SPAWN_JITTER] if u < n_att else scalars[P_DEF_SPAWN_JITTER]
-        _spawn(units[b, u], params[u], rng, b, spread, scalars[P_ATT_HEADING_JITTER] if u < n_att else 0.0, obstacles)
+        _spawn(units[b, u], params[u], rng, b, spread, scalars[P_ATT_HEADING_JITTER] if u < n_att else 0.0, obstacles,
+               width, height)
     for d in range(brains.shape[1]):
         _reset_defender(b, d, brains, known, waypoints, rng, scalars, params[n_att + d], base_waypoints,
                         waypoint_counts, obstacles)
@@ -60,14 +62,19 @@ def reset_arena(b, units, brains, known, arena, waypoints, rng, scalars, params,
 
 
 @jit
-def _spawn(unit, params, rng, b, spread, heading_jitter, obstacles) -> None:
+def _spawn(unit, params, rng, b, spread, heading_jitter, obstacles, width, height) -> None:
     unit[:] = 0.0
-    x = params[UP_SPAWN_X] + uniform_range(rng, b, -spread, spread)
-    y = params[UP_SPAWN_Y] + uniform_range(rng, b, -spread, spread)
-    if params[UP_AIR] == 0.0 and not clear_of_obstacles(x, y, params[UP_RADIUS], obstacles):
-        x, y = params[UP_SPAWN_X], params[UP_SPAWN_Y]  # validated clear by the config loader
+    # The loader only checks spawns lie in the arena: jitter (or a spawn on the edge) may put a unit's body,
+    # or its centre and so its observed position, outside. Clamp like a physics tick would.
+    r = params[UP_RADIUS]
+    x = min(max(params[UP_SPAWN_X] + uniform_range(rng, b, -spread, spread), r), width - r)
+    y = min(max(params[UP_SPAWN_Y] + uniform_range(rng, b, -spread, spread), r), height - r)
+    if params[UP_AIR] == 0.0 and not clear_of_obstacles(x, y, r, obstacles):
+        # The configured spawn, validated clear of obstacles by the config loader.
+        x = min(max(params[UP_SPAWN_X], r), width - r)
+        y = min(max(params[UP_SPAWN_Y], r), height - r)
     unit[US_X], unit[US_Y] = x, y
-    unit[US_HEADING] = params[UP_SPAWN_HEADING] + uniform_range(rng, b, -heading_jitter, heading_jitter)
+    set_heading(unit, wrap_angle(params[UP_SPAWN_HEADING] + uniform_range(rng, b, -heading_jitter, heading_jitter)))
     unit[US_CMD_HEADING] = unit[US_HEADING]
     unit[US_INTEGRITY] = params[UP_INTEGRITY]
     unit[US_ALIVE] = 1.0
@@ -117,6 +124,7 @@ def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, fi
 def _apply_actions(b, actions, units, params, action_codes, scalars) -> None:
     for a in range(int(scalars[P_N_ATT])):
         unit = units[b, a]
+        unit[US_WAS_COLLIDING] = unit[US_COLLIDED]
         unit[US_SCANNING], unit[US_TAG_REQUEST], unit[US_COLLIDED], unit[US_DETECTED] = 0.0, 0.0, 0.0, 0.0
         if unit[US_ALIVE] == 0.0:
             continue
@@ -141,8 +149,8 @@ def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts,
     n_att, n_units = int(scalars[P_N_ATT]), units.shape[1]
     for u in range(n_units):
         unit = units[b, u]
-        unit[US_TAG_CD] = max(0.0, unit[US_TAG_CD] - dt)
-        unit[US_SCAN_CD] = max(0.0, unit[US_SCAN_CD] - dt)
+        unit[US_TAG_CD] = count_down(unit[US_TAG_CD], dt)
+        unit[US_SCAN_CD] = count_down(unit[US_SCAN_CD], dt)
         if unit[US_ALIVE] != 0.0:
             move_unit(unit, params[u], scalars, obstacles, cell_starts, cell_items)
     tick_timers(b, brains, dt)
@@ -186,7 +194,7 @@ def _capture(b, units, arena, raw, scalars, n_att) -> None:
         unit = units[b, a]
         if unit[US_ALIVE] == 0.0:
             continue
-        if np.hypot(unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y]) <= scalars[P_OBJ_R]:
+        if norm(unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y]) <= scalars[P_OBJ_R]:
             inside += 1
             if unit[US_ENTERED] == 0.0:
                 unit[US_ENTERED] = 1.0
@@ -244,7 +252,8 @@ def _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, un
     cx, cy, alive = 0.0, 0.0, 0
     for a in range(n_att):
         unit = units[b, a]
-        raw[b, R_COLLISION] += unit[US_COLLIDED]
+        # One penalty per collision, not per decision spent sliding along a wall: contact that began now.
+        raw[b, R_COLLISION] += unit[US_COLLIDED] * (1.0 - unit[US_WAS_COLLIDING])
         raw[b, R_DETECTED] += unit[US_DETECTED]
         if unit[US_ALIVE] != 0.0:
             cx, cy, alive = cx + unit[US_X], cy + unit[US_Y], alive + 1
@@ -253,7 +262,7 @@ def _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, un
         spread = 0.0
         for a in range(n_att):
             if units[b, a, US_ALIVE] != 0.0:
-                spread += np.hypot(units[b, a, US_X] - cx, units[b, a, US_Y] - cy) / alive
+                spread += norm(units[b, a, US_X] - cx, units[b, a, US_Y] - cy) / alive
         raw[b, R_SPREAD] = min(spread, SPREAD_CAP_M) * scalars[P_REPEAT] * scalars[P_DT]
     _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit_sensors, obstacles, n_att)
 
@@ -283,5 +292,5 @@ def _closest_distance(b, units, arena, n_att) -> float:
     best = 1.0e18
     for a in range(n_att):
         if units[b, a, US_ALIVE] != 0.0:
-            best = min(best, np.hypot(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y]))
+            best = min(best, norm(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y]))
     return best

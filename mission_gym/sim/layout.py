@@ -15,7 +15,9 @@ from mission_gym.config import ACTION_NAMES, BEHAVIOUR_MODES, REWARD_COMPONENTS,
 # Unit state, per (arena, unit): attackers first, then defenders.
 US_X, US_Y, US_HEADING, US_SPEED, US_INTEGRITY, US_TAG_CD, US_SCAN_CD, US_ALIVE = range(8)
 US_CMD_HEADING, US_CMD_SPEED, US_SCANNING, US_TAG_REQUEST, US_ENTERED, US_COLLIDED, US_DETECTED = range(8, 15)
-N_UNIT_STATE = 15
+US_COS, US_SIN = range(15, 17)  # cos/sin of US_HEADING, kept in step with it (trigonometry is a hot spot)
+US_WAS_COLLIDING = 17  # US_COLLIDED of the previous decision: a collision is penalized when contact begins
+N_UNIT_STATE = 18
 
 # Arena state, per arena.
 AS_OBJ_X, AS_OBJ_Y, AS_CAPTURE, AS_TICK, AS_MIN_DIST, AS_BEST_DIST = range(6)

@@ -2,9 +2,9 @@
 shortest obstacle-free route (an observation feature, and what the scripted baseline follows)."""
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit
 
-from mission_gym.sim.geometry import signed_distance
+from mission_gym.sim.geometry import norm, signed_distance
 
 UNREACHABLE = np.float32(1.0e9)
 _STEPS = ((1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0),
@@ -36,7 +36,7 @@ def fill_distance_field(field: np.ndarray, blocked: np.ndarray, cell: float, gx:
     head, tail, size = 0, 0, queue.shape[0]
     for r in range(rows):
         for c in range(cols):
-            if blocked[r, c] == 0 and np.hypot((c + 0.5) * cell - gx, (r + 0.5) * cell - gy) <= goal_radius:
+            if blocked[r, c] == 0 and norm((c + 0.5) * cell - gx, (r + 0.5) * cell - gy) <= goal_radius:
                 field[r, c] = 0.0
                 queue[tail % size] = r * cols + c
                 tail += 1
@@ -76,7 +76,7 @@ def route_direction(field: np.ndarray, cell: float, x: float, y: float, gx: floa
         dx, dy = gx - x, gy - y
     else:
         dx, dy = (best_c + 0.5) * cell - x, (best_r + 0.5) * cell - y
-    norm = np.hypot(dx, dy)
-    if norm < 1e-9:
+    length = norm(dx, dy)
+    if length < 1e-9:
         return 0.0, 0.0
-    return dx / norm, dy / norm
+    return dx / length, dy / length

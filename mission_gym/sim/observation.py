@@ -9,11 +9,11 @@ import numpy as np
 from mission_gym.sim.jit import jit, jit_inline
 
 from mission_gym.config import MissionConfig
-from mission_gym.sim.geometry import free_distance, wall_distance
+from mission_gym.sim.geometry import norm, ray_fan, wall_distance
 from mission_gym.sim.layout import (
     AS_CAPTURE, AS_OBJ_X, AS_OBJ_Y, AS_TICK, KN_SEEN_T, KN_X, KN_Y, LIDAR_RAYS, P_CAPTURE_S, P_DT, P_GRID_CELL,
     P_HEIGHT, P_LIDAR_RANGE, P_MAX_TICKS, P_N_ATT, P_OBJ_R, P_SCAN_CD, P_TAG_CD, P_WIDTH, UP_AIR, UP_INTEGRITY,
-    UP_MAX_SPEED, US_ALIVE, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SPEED, US_TAG_CD, US_X, US_Y,
+    UP_MAX_SPEED, US_ALIVE, US_COS, US_INTEGRITY, US_SCAN_CD, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
 )
 from mission_gym.sim.navigation import route_direction
 
@@ -25,6 +25,7 @@ ATTACKER_FEATURES = (
 DEFENDER_FEATURES = ("rel_x", "rel_y", "freshness", "integrity", "alive")
 GLOBAL_FEATURES = ("objective.x", "objective.y", "capture_progress", "time_remaining")
 SIGHTING_MEMORY_S = 10.0  # a sighting's freshness falls from 1 to 0 over this long
+_RAYS = np.array([[np.cos(2 * np.pi * r / LIDAR_RAYS), np.sin(2 * np.pi * r / LIDAR_RAYS)] for r in range(LIDAR_RAYS)])
 
 
 def feature_names(config: MissionConfig) -> list[str]:
@@ -70,8 +71,8 @@ def _write_attacker(out, k, unit, params, field, ox, oy, scalars, obstacles) -> 
     x, y = unit[US_X], unit[US_Y]
     out[k] = 2.0 * x / width - 1.0
     out[k + 1] = 2.0 * y / height - 1.0
-    out[k + 2] = np.cos(unit[US_HEADING])
-    out[k + 3] = np.sin(unit[US_HEADING])
+    out[k + 2] = unit[US_COS]
+    out[k + 3] = unit[US_SIN]
     out[k + 4] = min(1.0, unit[US_SPEED] / params[UP_MAX_SPEED])
     out[k + 5] = unit[US_INTEGRITY] / params[UP_INTEGRITY]
     out[k + 6] = unit[US_TAG_CD] / scalars[P_TAG_CD] if scalars[P_TAG_CD] > 0.0 else 0.0
@@ -82,18 +83,18 @@ def _write_attacker(out, k, unit, params, field, ox, oy, scalars, obstacles) -> 
     out[k + 11] = _clip((oy - y) / height)
     if params[UP_AIR] != 0.0:
         dx, dy = ox - x, oy - y
-        norm = max(np.hypot(dx, dy), 1e-9)
-        rx, ry = dx / norm, dy / norm
+        length = max(norm(dx, dy), 1e-9)
+        rx, ry = dx / length, dy / length
     else:
         rx, ry = route_direction(field, scalars[P_GRID_CELL], x, y, ox, oy)
     out[k + 12], out[k + 13] = rx, ry
-    out[k + 14] = 1.0 if np.hypot(ox - x, oy - y) <= scalars[P_OBJ_R] else 0.0
+    out[k + 14] = 1.0 if norm(ox - x, oy - y) <= scalars[P_OBJ_R] else 0.0
     reach = scalars[P_LIDAR_RANGE]
+    lidar = out[k + 15: k + 15 + LIDAR_RAYS]
     for r in range(LIDAR_RAYS):
-        angle = 2.0 * np.pi * r / LIDAR_RAYS
-        ux, uy = np.cos(angle), np.sin(angle)
-        distance = min(reach, wall_distance(x, y, ux, uy, width, height))
-        if params[UP_AIR] == 0.0:
-            distance = free_distance(obstacles, x, y, ux, uy, distance, 0.0)
-        out[k + 15 + r] = distance / reach
+        lidar[r] = min(reach, wall_distance(x, y, _RAYS[r, 0], _RAYS[r, 1], width, height))
+    if params[UP_AIR] == 0.0:  # air units fly over obstacles: only the arena edge limits them
+        ray_fan(obstacles, x, y, _RAYS, lidar)
+    for r in range(LIDAR_RAYS):
+        lidar[r] /= reach
     return k + 15 + LIDAR_RAYS
