@@ -22,6 +22,7 @@ from mission_gym.sim import BatchedSim, Outcome
 from mission_gym.spaces import action_space, observation_space
 
 _TERMINATED = (Outcome.CAPTURED, Outcome.ALL_DISABLED)
+_RUNNING = int(Outcome.RUNNING)  # a plain int: comparing an array with the enum member costs microseconds
 
 
 class MissionVecEnv(VecEnv):
@@ -36,7 +37,6 @@ class MissionVecEnv(VecEnv):
         super().__init__(n_envs, observation_space(config), action_space(config))
         self.last_reward_components = np.zeros_like(self.sim.raw_rewards)
         self._episode_components = np.zeros_like(self.sim.raw_rewards)
-        self._episode_returns = np.zeros(n_envs)
         self._actions = np.zeros((n_envs, len(config.scenario.attackers)), dtype=np.int64)
         self._first_seed = int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 2) if seed is None else seed
         self.seed(self._first_seed)
@@ -55,7 +55,6 @@ class MissionVecEnv(VecEnv):
             self.sim.reset(i)
         self._reset_seeds()
         self._episode_components[:] = 0.0
-        self._episode_returns[:] = 0.0
         return self.sim.observations.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -67,12 +66,10 @@ class MissionVecEnv(VecEnv):
         np.multiply(sim.raw_rewards, sim.params.reward_weights, out=self.last_reward_components)
         self._episode_components += self.last_reward_components
         rewards = self.last_reward_components.sum(axis=1).astype(np.float32)
-        self._episode_returns += rewards
-        outcomes = sim.outcomes
-        dones = outcomes != Outcome.RUNNING
+        dones = sim.outcomes != _RUNNING
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
-            infos[i] = self._finish_episode(i, Outcome(int(outcomes[i])))
+            infos[i] = self._finish_episode(i, sim.outcome(i))
         return sim.observations.copy(), rewards, dones, infos
 
     def _finish_episode(self, i: int, outcome: Outcome) -> dict[str, Any]:
@@ -84,7 +81,6 @@ class MissionVecEnv(VecEnv):
             "episode_reward_components": dict(zip(REWARD_COMPONENTS, self._episode_components[i].tolist())),
         }
         self._episode_components[i] = 0.0
-        self._episode_returns[i] = 0.0
         self.sim.reset(i)
         return info
 
