@@ -53,9 +53,9 @@ def main() -> int:
         _step(f"Training a fresh run ({ROOT_TIMESTEPS:,} timesteps) with the train_run job")
         root = _train(defs, instance, timesteps=ROOT_TIMESTEPS, run_name="demo", notes="make demo: fresh run")
         print(f"   trained {root}")
-        _step(f"Branching from {root} ({BRANCH_TIMESTEPS:,} more timesteps, more exploration)")
+        _step(f"Branching from {root} ({BRANCH_TIMESTEPS:,} more timesteps, smaller learning rate)")
         branch = _train(defs, instance, timesteps=BRANCH_TIMESTEPS, parent_checkpoint=root, branch_name="demo-branch",
-                        ent_coef=0.02, notes="make demo: branch with a larger entropy bonus")
+                        learning_rate=1e-4, notes="make demo: branch with a smaller learning rate")
         print(f"   trained {branch}")
         for run_name in (root, branch):
             _step(f"Evaluating {run_name} with the evaluate_runs job")
