@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     settings = TrainSettings(timesteps=10**10, seed=args.seed, run_name="learning-benchmark", runs_root=args.runs_dir,
-                             config_dir=REPO / "configs", checkpoint_freq=1_000_000, torch_threads=2, progress_bar=False)
+                             config_dir=REPO / "configs", checkpoint_freq=1_000_000, progress_bar=False)
     started = time.monotonic()
     record = train(settings, plan_run(settings), extra_callbacks=[WallClockBudget(args.minutes * 60)])
     trained_s = time.monotonic() - started

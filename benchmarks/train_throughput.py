@@ -28,7 +28,7 @@ def measure(label: str, timesteps: int, n_envs: int, hyperparameters: dict) -> f
     with tempfile.TemporaryDirectory() as runs:
         settings = TrainSettings(timesteps=timesteps, n_envs=n_envs, seed=0, run_name="bench", runs_root=Path(runs),
                                  config_dir=REPO / "configs", checkpoint_freq=10**12, keep_checkpoints=None,
-                                 tensorboard=False, progress_bar=False, torch_threads=2, hyperparameters=hyperparameters)
+                                 tensorboard=False, progress_bar=False, hyperparameters=hyperparameters)
         started = time.perf_counter()
         record = train(settings)
         wall = time.perf_counter() - started
@@ -47,8 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="timesteps for the default configuration")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}; training's own thread setting (TrainSettings.torch_threads) applies")
     older = measure("(a) older system's settings (64-64, n_steps 2048, batch 64)", 3 * 8192, 4, OLDER_SETTINGS)
     ours = measure("(b) our defaults", args.timesteps, TrainSettings().n_envs, {})
     print(f"(a) vs the older system's ~{OLDER_SYSTEM_FPS:,}/s: {older / OLDER_SYSTEM_FPS:.1f}x   "

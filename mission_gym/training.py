@@ -45,6 +45,7 @@ TENSORBOARD_DIR = "tensorboard"
 CONFIG_SNAPSHOT_DIR = "configs"
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
+LARGE_MINIBATCH = 1024
 
 # Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
@@ -58,8 +59,8 @@ class PPOHyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate")
-    n_steps: int = Field(128, gt=0, description="decisions per arena per rollout")
-    batch_size: int = Field(2048, gt=1, description="minibatch size")
+    n_steps: int = Field(64, gt=0, description="decisions per arena per rollout")
+    batch_size: int = Field(4096, gt=1, description="minibatch size")
     n_epochs: int = Field(4, gt=0, description="passes over each rollout")
     gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
@@ -77,7 +78,7 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timesteps: int = Field(2_000_000, gt=0, description="timesteps this run trains (a branch adds them to the parent's)")
-    n_envs: int = Field(64, gt=0, le=4096, description="arenas stepped together")
+    n_envs: int = Field(256, gt=0, le=4096, description="arenas stepped together")
     seed: int | None = Field(None, ge=0, description="seed of the arenas and of PPO (random when not given)")
     run_name: str | None = Field(None, description="name of a fresh run (a timestamp is appended)")
     notes: str = Field("", description="free text stored with the run")
@@ -89,7 +90,8 @@ class TrainSettings(BaseModel):
     keep_checkpoints: int | None = Field(5, ge=1, description="newest checkpoints kept (plus any a child branched from); None keeps all")
     eval_freq: int | None = Field(None, gt=0, description="timesteps between evaluations on the eval seeds (None: off)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
-    torch_threads: int | None = Field(None, gt=0, description="torch CPU threads (default: all cores)")
+    torch_threads: int | None = Field(None, gt=0, description="torch CPU threads for updates (default: every core "
+                                      "for minibatches of 1024+, else 1, which is faster for small batches)")
     imitation_samples: int = Field(131_072, ge=0, description="scripted-baseline decisions a fresh policy imitates "
                                    "before PPO (at most --timesteps; 0: off; branches start from their parent)")
     tensorboard: bool = Field(True, description="write TensorBoard logs into the run folder")
@@ -163,9 +165,15 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
             f"(run {parent.run_name}); a branch keeps its parent's network: drop --net-arch, or train from scratch"
         )
     try:
-        return PPOHyperparameters(**{**inherited, **given})
+        chosen = PPOHyperparameters(**{**inherited, **given})
     except ValueError as error:
         raise MissionGymError(f"invalid PPO hyperparameters: {error}") from None
+    rollout = settings.n_envs * chosen.n_steps
+    if "batch_size" not in given and chosen.batch_size > rollout:
+        # A default or inherited minibatch larger than the rollout (e.g. --n-envs 16) becomes the whole rollout;
+        # the value used is recorded and printed. One given explicitly is kept, as the user asked.
+        chosen = chosen.model_copy(update={"batch_size": rollout})
+    return chosen
 
 
 def _device(requested: str) -> Literal["cpu", "cuda"]:
@@ -226,10 +234,15 @@ def _initial_record(plan: RunPlan, run_name: str) -> RunRecord:
     )
 
 
+def _update_threads(requested: int | None, batch_size: int) -> int:
+    """Measured on 2 cores: a second OpenMP thread makes a 64-row forward pass ~10x slower but a 2048-row
+    update ~5 % faster, so extra threads only pay for large minibatches."""
+    return requested or ((os.cpu_count() or 1) if batch_size >= LARGE_MINIBATCH else 1)
+
+
 def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
     settings, hp = plan.settings, plan.hyperparameters
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    torch.set_num_threads(_update_threads(settings.torch_threads, hp.batch_size))
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
     tensorboard = str(run_dir / TENSORBOARD_DIR) if settings.tensorboard else None
     ppo_args = hp.model_dump(exclude={"net_arch"})

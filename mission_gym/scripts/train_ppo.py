@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="newest checkpoints to keep, plus any a child branched from; 0 keeps all (default: %(default)s)")
     parser.add_argument("--eval-freq", type=int, help="timesteps between evaluations on the eval seeds (default: off)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (default: auto)")
-    parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--torch-threads", type=int, help="torch CPU threads for updates (default: every core for minibatches of 1024+, else 1)")
     parser.add_argument("--imitation-samples", type=int, default=defaults.imitation_samples,
                         help="scripted-baseline decisions a fresh policy imitates before PPO, at most --timesteps; "
                              "0 turns the warm start off (default: %(default)s)")
