@@ -243,6 +243,9 @@ def _update_threads(requested: int | None, batch_size: int) -> int:
 def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
     settings, hp = plan.settings, plan.hyperparameters
     torch.set_num_threads(_update_threads(settings.torch_threads, hp.batch_size))
+    # The policy's distributions come from network outputs, valid by construction; checking their arguments
+    # on every construction cost a quarter of a small-minibatch update here (measured).
+    torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
     tensorboard = str(run_dir / TENSORBOARD_DIR) if settings.tensorboard else None
     ppo_args = hp.model_dump(exclude={"net_arch"})
@@ -253,8 +256,10 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
                          seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
         return model
+    # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
     model = PPO("MlpPolicy", env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
-                policy_kwargs={"net_arch": list(hp.net_arch)}, verbose=0, **ppo_args)
+                policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
+                verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
         demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)
