@@ -28,7 +28,13 @@ def start_training(work: Path, name: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([PYTHON, "-m", TRAIN_MODULE, "--timesteps", "500000", *TINY, "--no-tensorboard",
                              "--checkpoint-freq", str(FREQ), "--run-name", name, "--seed", "5", *extra],
                             cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=subprocess_env())
+                            env=subprocess_env(), preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    # A test runner started in the background (CI, nohup) inherits SIGINT ignored, and Python then installs no
+    # Ctrl-C handler in the trainer; a person's terminal delivers Ctrl-C with the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = WAIT_S):
