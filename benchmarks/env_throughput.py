@@ -32,7 +32,7 @@ import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-import mission_gym  # noqa: E402  (registers MissionGym-v0)
+import mission_gym  # noqa: E402, F401  (registers MissionGym-v0)
 from mission_gym.config import load_config, obstacle_clearance  # noqa: E402
 from mission_gym.vec_env import MissionVecEnv  # noqa: E402
 

@@ -38,8 +38,13 @@ class ScriptedAttackerPolicy:
     def _act(self, row: np.ndarray) -> np.ndarray:
         return np.array([self._unit_action(row, i) for i in range(self._n_attackers)], dtype=np.int64)
 
+    def _feature(self, row: np.ndarray, unit: str, name: str) -> float:
+        return row[self._index[f"{unit}.{name}"]]
+
     def _unit_action(self, row: np.ndarray, i: int) -> int:
-        f = lambda name: row[self._index[f"attacker_{i}.{name}"]]  # noqa: E731
+        def f(name: str) -> float:
+            return self._feature(row, f"attacker_{i}", name)
+
         actions = self._actions[i]
         if "TAG" in actions and self._defender_close(row, f("objective_dx"), f("objective_dy")):
             return actions.index("TAG")
@@ -51,10 +56,12 @@ class ScriptedAttackerPolicy:
 
     def _defender_close(self, row: np.ndarray, to_objective_x: float, to_objective_y: float) -> bool:
         for d in range(self._n_defenders):
-            g = lambda name: row[self._index[f"defender_{d}.{name}"]]  # noqa: E731
-            if g("alive") == 0.0 or g("freshness") < 0.9:
+            unit = f"defender_{d}"
+            if self._feature(row, unit, "alive") == 0.0 or self._feature(row, unit, "freshness") < 0.9:
                 continue
             # Both positions are relative to the objective: the attacker is at -objective_d{x,y}.
-            if np.hypot(g("rel_x") + to_objective_x, g("rel_y") + to_objective_y) < TAG_RANGE_NORMALIZED:
+            dx = self._feature(row, unit, "rel_x") + to_objective_x
+            dy = self._feature(row, unit, "rel_y") + to_objective_y
+            if np.hypot(dx, dy) < TAG_RANGE_NORMALIZED:
                 return True
         return False

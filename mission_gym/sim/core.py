@@ -4,7 +4,7 @@ import enum
 
 import numpy as np
 
-from mission_gym.config import REWARD_COMPONENTS, MissionConfig
+from mission_gym.config import MissionConfig
 from mission_gym.sim import kernel
 from mission_gym.sim.layout import (
     AS_CAPTURE, AS_DECISIONS, AS_OBJ_X, AS_OBJ_Y, AS_OUTCOME, AS_TICK, GRID_CELL_M, N_ARENA_STATE, N_DEFENDER_STATE, N_KNOWN_STATE,
@@ -87,15 +87,6 @@ class BatchedSim:
                            self.rng, self.route_fields.fields, self.field_slots, self.raw_rewards, self.observations, p.scalars, p.units,
                            p.sensors, p.unit_sensors, p.action_codes, p.waypoint_counts, p.obstacles,
                            p.cell_starts, p.cell_items)
-
-    def rewards(self) -> np.ndarray:
-        """This decision's reward per arena: raw quantities times their weights (0 where disabled)."""
-        return self.raw_rewards @ self.params.reward_weights
-
-    def reward_components(self, arena: int) -> dict[str, float]:
-        """This decision's weighted reward per component for one arena (they sum to its reward)."""
-        values = self.raw_rewards[arena] * self.params.reward_weights
-        return dict(zip(REWARD_COMPONENTS, map(float, values)))
 
     def outcome(self, arena: int) -> Outcome:
         """How one arena's episode stands."""

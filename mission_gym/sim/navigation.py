@@ -68,7 +68,7 @@ def route_direction(field: np.ndarray, cell: float, x: float, y: float, gx: floa
     rows, cols = field.shape
     r, c = min(max(int(y / cell), 0), rows - 1), min(max(int(x / cell), 0), cols - 1)
     best, best_r, best_c = field[r, c], r, c
-    for dr, dc, cost in _STEPS:
+    for dr, dc, _cost in _STEPS:
         nr, nc = r + dr, c + dc
         if 0 <= nr < rows and 0 <= nc < cols and field[nr, nc] < best:
             best, best_r, best_c = field[nr, nc], nr, nc
