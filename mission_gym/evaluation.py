@@ -21,6 +21,7 @@ from stable_baselines3 import PPO
 from mission_gym.baseline import ScriptedAttackerPolicy
 from mission_gym.config import MissionConfig, load_config, read_seeds_file
 from mission_gym.errors import CompatibilityError, MissionGymError
+from mission_gym.ppo import load_model
 from mission_gym.render import render_frame
 from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
@@ -213,7 +214,7 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
     """
     try:
-        policy = PPO.load(path, device="cpu")
+        policy = load_model(path, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
         raise MissionGymError(f"{path}: cannot be loaded as a PPO model ({type(error).__name__}: {error}); pass a "
                               "checkpoint written by train_ppo") from None

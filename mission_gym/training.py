@@ -28,6 +28,8 @@ from stable_baselines3.common.vec_env import VecMonitor
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
 from mission_gym.imitation import imitate, record_baseline
+from mission_gym.policy import MissionPolicy
+from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
 from mission_gym.runs.checkpoints import (
     checkpoint_file_name, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
 )
@@ -45,7 +47,6 @@ TENSORBOARD_DIR = "tensorboard"
 CONFIG_SNAPSHOT_DIR = "configs"
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
-LARGE_MINIBATCH = 1024
 
 # Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
@@ -252,12 +253,12 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
-        model = PPO.load(plan.parent_path, env=env, device=plan.device, tensorboard_log=tensorboard,
-                         seed=settings.seed, **ppo_args)
+        model = load_model(plan.parent_path, env=env, device=plan.device, tensorboard_log=tensorboard,
+                           seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
         return model
     # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
-    model = PPO("MlpPolicy", env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
+    model = MissionPPO(MissionPolicy, env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
                 policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
                 verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
