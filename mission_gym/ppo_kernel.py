@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit_alloc, jit_inline
 
 # Indices into the statistics an epoch fills (sums over its minibatches, their count, the last loss, early stop).
 STAT_POLICY_LOSS, STAT_VALUE_LOSS, STAT_ENTROPY_LOSS, STAT_CLIP_FRACTION, STAT_APPROX_KL = range(5)
@@ -44,19 +44,19 @@ def _tanh(x):
     return x * p / q
 
 
-@jit
+@jit_alloc
 def _weights(theta, layers, layer):
     offset, n_out, n_in = layers[layer, 0], layers[layer, 2], layers[layer, 3]
     return theta[offset:offset + n_out * n_in].reshape((n_out, n_in))
 
 
-@jit
+@jit_alloc
 def _bias(theta, layers, layer):
     offset = layers[layer, 1]
     return theta[offset:offset + layers[layer, 2]]
 
 
-@jit
+@jit_alloc
 def _forward(theta, layers, first, last, x, acts, relu) -> None:
     """acts[l] = output of layer l for layers first..last (the last without activation); x is their input."""
     inputs = x
@@ -73,14 +73,14 @@ def _forward(theta, layers, first, last, x, acts, relu) -> None:
         inputs = out
 
 
-@jit
+@jit_alloc
 def _activate(out, relu) -> None:
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] = max(out[i, j], 0.0) if relu else _tanh(out[i, j])
 
 
-@jit
+@jit_alloc
 def _backward(theta, grad, layers, first, last, x, acts, deltas, relu) -> None:
     """Accumulate parameter gradients of layers first..last into `grad`, given deltas[last] = dLoss/d(output).
 
@@ -111,7 +111,7 @@ def _backward(theta, grad, layers, first, last, x, acts, deltas, relu) -> None:
                         below[i, k] += dij * w[j, k]
 
 
-@jit
+@jit_alloc
 def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_prob, clip_range, ent_coef, stats):
     """Log-softmax per action dimension, the clipped surrogate and entropy terms (SB3's definitions), their
     statistics, and dLoss/dlogits into `d_logits`. Returns the minibatch's policy and entropy loss and its KL."""
@@ -170,7 +170,7 @@ def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_pr
     return policy_loss, entropy_loss, kl
 
 
-@jit
+@jit_alloc
 def _value_loss(values, d_values, returns, vf_coef) -> float:
     """Mean squared error to the returns and its gradient (times vf_coef) into `d_values`."""
     rows = values.shape[0]
@@ -182,7 +182,7 @@ def _value_loss(values, d_values, returns, vf_coef) -> float:
     return loss
 
 
-@jit
+@jit_alloc
 def _clip_and_adam(theta, grad, m, v, step, lr, beta1, beta2, eps, max_grad_norm) -> None:
     """torch's clip_grad_norm_ over all parameters, then one Adam step (torch's formula) at `step` (1-based)."""
     norm = math.sqrt((grad.astype(np.float64) ** 2).sum())
@@ -196,7 +196,7 @@ def _clip_and_adam(theta, grad, m, v, step, lr, beta1, beta2, eps, max_grad_norm
         theta[i] -= step_size * m[i] / (math.sqrt(v[i]) / correction2 + eps)
 
 
-@jit
+@jit_alloc
 def ppo_epoch(theta, m, v, step, layers, n_actor, relu, dims, observations, actions, old_log_prob, advantages,
               returns, order, batch_size, clip_range, ent_coef, vf_coef, max_grad_norm, target_kl, lr, beta1,
               beta2, eps, stats) -> float:

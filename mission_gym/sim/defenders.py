@@ -2,7 +2,7 @@
 behaviour mode) and commands a heading; tags happen every tick in kernel.py."""
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit_inline
 
 from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
 from mission_gym.sim.geometry import free_distance, norm
@@ -23,7 +23,7 @@ TIMER_EPSILON_S = 1e-9  # far below a tick, far above the rounding of summed tic
 AVOID_OFFSETS = (0.5236, -0.5236, 1.0472, -1.0472, 1.5708, -1.5708, 2.0944, -2.0944)
 
 
-@jit
+@jit_inline
 def think(b: int, units: np.ndarray, brains: np.ndarray, arena: np.ndarray, waypoints: np.ndarray,
           waypoint_counts: np.ndarray, rng: np.ndarray, params: np.ndarray, sensors: np.ndarray,
           unit_sensors: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray) -> None:
@@ -48,7 +48,7 @@ def count_down(timer: float, dt: float) -> float:
     return left if left > TIMER_EPSILON_S else 0.0
 
 
-@jit
+@jit_inline
 def tick_timers(b: int, brains: np.ndarray, dt: float) -> None:
     """Advance the defenders' memory and reaction timers by one physics tick."""
     for d in range(brains.shape[1]):
@@ -58,7 +58,7 @@ def tick_timers(b: int, brains: np.ndarray, dt: float) -> None:
             brains[b, d, DS_TARGET] = -1.0
 
 
-@jit
+@jit_inline
 def _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles):
     n_att = int(scalars[P_N_ATT])
     guard = brains[b, d, DS_MODE] == MODE_GUARD
@@ -87,7 +87,7 @@ def _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors,
     brains[b, d, DS_MEMORY] = memory
 
 
-@jit
+@jit_inline
 def _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, scalars):
     brain = brains[b, d]
     if brain[DS_TARGET] >= 0.0 and brain[DS_REACTION] == 0.0:
@@ -115,7 +115,7 @@ def _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, sca
     return ox + dx / length * reach, oy + dy / length * reach
 
 
-@jit
+@jit_inline
 def _command(b, u, gx, gy, units, rng, params, scalars, obstacles):
     unit = units[b, u]
     dx, dy = gx - unit[US_X], gy - unit[US_Y]
@@ -130,7 +130,7 @@ def _command(b, u, gx, gy, units, rng, params, scalars, obstacles):
     unit[US_CMD_SPEED] = params[u, UP_MAX_SPEED] if distance > GOAL_REACHED_M else 0.0
 
 
-@jit
+@jit_inline
 def _avoid(x: float, y: float, heading: float, lookahead: float, radius: float, obstacles: np.ndarray) -> float:
     """The commanded heading, or the nearest offset from it whose next few metres are free."""
     if lookahead <= 0.0 or free_distance(obstacles, x, y, np.cos(heading), np.sin(heading), lookahead, radius) >= lookahead:

@@ -1,19 +1,19 @@
 """Sensing and tagging between units: range, field of view, line of sight, damage falloff, cooldown."""
 
 import numpy as np
-from mission_gym.sim.jit import jit
+from mission_gym.sim.jit import jit_inline
 
-from mission_gym.sim.geometry import norm, sight_blocked
+from mission_gym.sim.geometry import beyond, norm, sight_blocked
 from mission_gym.sim.layout import (
     P_DEGRADE, P_SCAN_MULT, P_SENS_THR, P_TAG_CD, P_TAG_CLOSE_RANGE, P_TAG_COS, P_TAG_LOS, P_TAG_RANGE,
-    SE_COS_HALF_FOV, SE_LOS, SE_NOISE, SE_RANGE, UP_AIR, UP_INTEGRITY, UP_TAG_CLOSE, UP_TAG_FAR, US_ALIVE,
-    US_COS, US_INTEGRITY, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
+    SE_COS_HALF_FOV, SE_LOS, SE_NOISE, SE_RANGE, UP_AIR, UP_INTEGRITY, UP_SENSOR_REACH, UP_TAG_CLOSE, UP_TAG_FAR,
+    US_ALIVE, US_COS, US_INTEGRITY, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
 )
 
 NOT_DETECTED = -1.0
 
 
-@jit
+@jit_inline
 def line_of_sight(units: np.ndarray, params: np.ndarray, obstacles: np.ndarray, i: int, j: int) -> bool:
     """Sight between units i and j: obstacles block it only between two ground units."""
     if params[i, UP_AIR] != 0.0 or params[j, UP_AIR] != 0.0:
@@ -21,7 +21,7 @@ def line_of_sight(units: np.ndarray, params: np.ndarray, obstacles: np.ndarray, 
     return not sight_blocked(obstacles, units[i, US_X], units[i, US_Y], units[j, US_X], units[j, US_Y])
 
 
-@jit
+@jit_inline
 def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, unit_sensors: np.ndarray,
                     scalars: np.ndarray, obstacles: np.ndarray, i: int, j: int) -> float:
     """Position noise (m) with which unit i's sensors detect unit j, or NOT_DETECTED.
@@ -30,10 +30,12 @@ def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, 
     own initial integrity sees `factor` as far.
     """
     dx, dy = units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y]
-    distance = norm(dx, dy)
     scale = scalars[P_SCAN_MULT] if units[i, US_SCANNING] != 0.0 else 1.0
     if units[i, US_INTEGRITY] < scalars[P_SENS_THR] * params[i, UP_INTEGRITY]:
         scale *= scalars[P_DEGRADE]
+    if beyond(dx, dy, params[i, UP_SENSOR_REACH] * scale):
+        return NOT_DETECTED  # most pairs: out of every sensor's range
+    distance = norm(dx, dy)
     facing = 1.0 if distance < 1e-9 else (dx * units[i, US_COS] + dy * units[i, US_SIN]) / distance
     best = NOT_DETECTED
     sight_known, sight = False, False
@@ -52,7 +54,7 @@ def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, 
     return best
 
 
-@jit
+@jit_inline
 def tag_target(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray, i: int,
                first: int, last: int) -> int:
     """Nearest live unit in [first, last) that unit i can tag now (range, cone, sight), or -1."""
@@ -62,6 +64,8 @@ def tag_target(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, obsta
         if units[j, US_ALIVE] == 0.0:
             continue
         dx, dy = units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y]
+        if beyond(dx, dy, best_distance):
+            continue  # most pairs: out of reach, known without the square root
         distance = norm(dx, dy)
         if distance > best_distance or distance < 1e-9:
             continue
@@ -73,7 +77,7 @@ def tag_target(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, obsta
     return best
 
 
-@jit
+@jit_inline
 def tag_damage(params: np.ndarray, scalars: np.ndarray, i: int, distance: float) -> float:
     """Damage of unit i's tag at `distance`: full inside close_range, falling linearly to the far value at range."""
     close, far = params[i, UP_TAG_CLOSE], params[i, UP_TAG_FAR]
@@ -83,7 +87,7 @@ def tag_damage(params: np.ndarray, scalars: np.ndarray, i: int, distance: float)
     return close + (far - close) * min(1.0, (distance - inner) / (outer - inner))
 
 
-@jit
+@jit_inline
 def apply_tag(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, i: int, j: int) -> tuple[float, bool]:
     """Unit i tags unit j: start i's cooldown, damage j. Returns (integrity j lost, whether j was disabled)."""
     units[i, US_TAG_CD] = scalars[P_TAG_CD]

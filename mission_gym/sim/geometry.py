@@ -1,7 +1,7 @@
 """Shapes against points, rays and segments: circles and rotated rectangles (obstacle rows of layout.py)."""
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit, jit_alloc, jit_inline
 
 from mission_gym.sim.layout import (
     OB_BOUND, OB_COS, OB_HALF_H, OB_HALF_W, OB_KIND, OB_RADIUS, OB_SIGHT, OB_SIN, OB_X, OB_Y,
@@ -16,7 +16,17 @@ def norm(dx: float, dy: float) -> float:
     return np.sqrt(dx * dx + dy * dy)
 
 
-@jit
+@jit_inline
+def beyond(dx: float, dy: float, reach: float) -> bool:
+    """True if (dx, dy) is certainly longer than `reach`, decided without a square root.
+
+    The relative margin dwarfs the rounding of both sides, so `norm(dx, dy) > reach` holds wherever this
+    does; callers keep their exact test for the rest, which keeps results bit-identical.
+    """
+    return dx * dx + dy * dy > reach * reach * (1.0 + 1e-9)
+
+
+@jit_inline
 def signed_distance(ob: np.ndarray, x: float, y: float) -> tuple[float, float, float]:
     """Distance from (x, y) to the obstacle's boundary (negative inside) and the outward unit normal."""
     dx, dy = x - ob[OB_X], y - ob[OB_Y]
@@ -39,7 +49,7 @@ def signed_distance(ob: np.ndarray, x: float, y: float) -> tuple[float, float, f
     return d, nlx * c - nly * s, nlx * s + nly * c
 
 
-@jit
+@jit_inline
 def ray_hit(ob: np.ndarray, ox: float, oy: float, dx: float, dy: float) -> float:
     """Smallest t >= 0 where origin + t * (dx, dy) enters the obstacle; 0 if the origin is inside; INF if never."""
     px, py = ox - ob[OB_X], oy - ob[OB_Y]
@@ -158,7 +168,7 @@ def ray_fan(obstacles: np.ndarray, x: float, y: float, rays: np.ndarray, out: np
             out[r] = min(out[r], ray_hit(ob, x, y, ux, uy))
 
 
-@jit
+@jit_inline
 def wall_distance(x: float, y: float, ux: float, uy: float, width: float, height: float) -> float:
     """Distance along the unit direction (ux, uy) from inside the arena to its edge."""
     best = INF
@@ -173,7 +183,7 @@ def wall_distance(x: float, y: float, ux: float, uy: float, width: float, height
     return max(best, 0.0)
 
 
-@jit
+@jit_alloc
 def obstacle_cells(obstacles: np.ndarray, width: float, height: float, cell: float,
                    margin: float) -> tuple[np.ndarray, np.ndarray]:
     """A static spatial hash: for each `cell`-sized square (row-major), the obstacles whose bounding circle

@@ -7,7 +7,7 @@ the caller, so a component's toggle and weight live in one place (reward.yaml).
 
 import numpy as np
 from mission_gym.sim.geometry import norm
-from mission_gym.sim.jit import jit
+from mission_gym.sim.jit import jit, jit_inline
 
 from mission_gym.config import RING_RADII
 from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, count_down, think, tick_timers
@@ -120,7 +120,7 @@ def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, fi
         write_observation(obs[b], b, units, known, arena, fields[field_slots[b]], params, scalars, obstacles)
 
 
-@jit
+@jit_inline
 def _apply_actions(b, actions, units, params, action_codes, scalars) -> None:
     for a in range(int(scalars[P_N_ATT])):
         unit = units[b, a]
@@ -143,7 +143,7 @@ def _apply_actions(b, actions, units, params, action_codes, scalars) -> None:
         units[b, u, US_COLLIDED] = 0.0
 
 
-@jit
+@jit_inline
 def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts, cell_items) -> None:
     dt = scalars[P_DT]
     n_att, n_units = int(scalars[P_N_ATT]), units.shape[1]
@@ -157,12 +157,12 @@ def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts,
     if scalars[P_TAG_ENABLED] != 0.0:
         _tags(b, units, raw, scalars, params, obstacles, n_att, n_units)
     arena[b, AS_TICK] += 1.0
-    _capture(b, units, arena, raw, scalars, n_att)
-    _progress(b, units, arena, raw, scalars, n_att)
+    closest = _capture(b, units, arena, raw, scalars, n_att)
+    _progress(b, arena, raw, scalars, closest)
     _check_end(b, units, arena, raw, scalars, n_att)
 
 
-@jit
+@jit_inline
 def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units) -> None:
     for u in range(n_units):
         unit = units[b, u]
@@ -186,15 +186,20 @@ def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units) -> None:
                 raw[b, R_UNIT_DISABLED] += 1.0
 
 
-@jit
-def _capture(b, units, arena, raw, scalars, n_att) -> None:
+@jit_inline
+def _capture(b, units, arena, raw, scalars, n_att) -> float:
+    """Advance the capture by one tick; returns the closest live attacker's distance to the objective (1e18
+    when none is left), which _progress needs too: one square root per attacker and tick."""
     dt = scalars[P_DT]
     inside = 0
+    closest = 1.0e18
     for a in range(n_att):
         unit = units[b, a]
         if unit[US_ALIVE] == 0.0:
             continue
-        if norm(unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y]) <= scalars[P_OBJ_R]:
+        distance = norm(unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y])
+        closest = min(closest, distance)
+        if distance <= scalars[P_OBJ_R]:
             inside += 1
             if unit[US_ENTERED] == 0.0:
                 unit[US_ENTERED] = 1.0
@@ -206,11 +211,11 @@ def _capture(b, units, arena, raw, scalars, n_att) -> None:
         raw[b, R_ZONE_TIME] += inside * dt
     else:
         arena[b, AS_STALL_T] += dt  # the stagnation clock is paused while any attacker holds the zone
+    return closest
 
 
-@jit
-def _progress(b, units, arena, raw, scalars, n_att) -> None:
-    closest = _closest_distance(b, units, arena, n_att)
+@jit_inline
+def _progress(b, arena, raw, scalars, closest) -> None:
     if closest >= 1.0e17:
         return  # nobody left to make progress
     best = arena[b, AS_BEST_DIST]
@@ -228,7 +233,7 @@ def _progress(b, units, arena, raw, scalars, n_att) -> None:
         arena[b, AS_STALL_T] = 0.0
 
 
-@jit
+@jit_inline
 def _check_end(b, units, arena, raw, scalars, n_att) -> None:
     alive = 0
     for a in range(n_att):
@@ -243,7 +248,7 @@ def _check_end(b, units, arena, raw, scalars, n_att) -> None:
         arena[b, AS_OUTCOME], raw[b, R_TIMEOUT] = OUT_TIMEOUT, 1.0
 
 
-@jit
+@jit_inline
 def _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, unit_sensors, obstacles) -> None:
     n_att = int(scalars[P_N_ATT])
     previous = arena[b, AS_DECISIONS]
@@ -267,7 +272,7 @@ def _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, un
     _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit_sensors, obstacles, n_att)
 
 
-@jit
+@jit_inline
 def _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit_sensors, obstacles, n_att) -> None:
     t = arena[b, AS_TICK] * scalars[P_DT]
     for d in range(known.shape[1]):
@@ -287,7 +292,7 @@ def _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit
             known[b, d, KN_SEEN_T] = t
 
 
-@jit
+@jit_inline
 def _closest_distance(b, units, arena, n_att) -> float:
     best = 1.0e18
     for a in range(n_att):

@@ -35,7 +35,8 @@ N_KNOWN_STATE = 3
 # Unit parameters, per unit slot.
 UP_MAX_SPEED, UP_MAX_ACCEL, UP_TURN_RATE, UP_INTEGRITY, UP_RADIUS, UP_AIR, UP_TAG_CLOSE, UP_TAG_FAR = range(8)
 UP_CAN_TAG, UP_CAN_SCAN, UP_SPAWN_X, UP_SPAWN_Y, UP_SPAWN_HEADING, UP_ATTACKER = range(8, 14)
-N_UNIT_PARAMS = 14
+UP_SENSOR_REACH = 14  # the longest range among the unit's sensors (0 without any)
+N_UNIT_PARAMS = 15
 
 # Obstacles: kind 0 = circle, 1 = rotated rectangle.
 OB_KIND, OB_X, OB_Y, OB_RADIUS, OB_HALF_W, OB_HALF_H, OB_COS, OB_SIN, OB_BOUND, OB_SIGHT = range(10)
@@ -167,6 +168,7 @@ def _unit_row(config: MissionConfig, unit, spawn, attacker: bool) -> list[float]
     row[UP_CAN_TAG], row[UP_CAN_SCAN] = float("TAG" in unit.actions), float("SCAN" in unit.actions)
     row[UP_SPAWN_X], row[UP_SPAWN_Y], row[UP_SPAWN_HEADING] = spawn.x, spawn.y, math.radians(spawn.heading)
     row[UP_ATTACKER] = float(attacker)
+    row[UP_SENSOR_REACH] = max((config.sensors[name].range for name in unit.sensors), default=0.0)
     return row
 
 

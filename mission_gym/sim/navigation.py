@@ -2,7 +2,7 @@
 shortest obstacle-free route (an observation feature, and what the scripted baseline follows)."""
 
 import numpy as np
-from mission_gym.sim.jit import jit
+from mission_gym.sim.jit import jit_alloc, jit_inline
 
 from mission_gym.sim.geometry import norm, signed_distance
 
@@ -11,7 +11,7 @@ _STEPS = ((1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0),
           (1, 1, 1.4142135), (1, -1, 1.4142135), (-1, 1, 1.4142135), (-1, -1, 1.4142135))
 
 
-@jit
+@jit_alloc
 def blocked_cells(obstacles: np.ndarray, width: float, height: float, cell: float, inflate: float) -> np.ndarray:
     """(rows, cols) mask of grid cells whose centre is within `inflate` of an obstacle."""
     rows, cols = int(np.ceil(height / cell)), int(np.ceil(width / cell))
@@ -26,7 +26,7 @@ def blocked_cells(obstacles: np.ndarray, width: float, height: float, cell: floa
     return mask
 
 
-@jit
+@jit_alloc
 def fill_distance_field(field: np.ndarray, blocked: np.ndarray, cell: float, gx: float, gy: float,
                         goal_radius: float, queue: np.ndarray) -> None:
     """Write into `field` the route length (m) from every cell to the goal disc; UNREACHABLE where none."""
@@ -62,7 +62,7 @@ def fill_distance_field(field: np.ndarray, blocked: np.ndarray, cell: float, gx:
                     in_queue[nr, nc] = 1
 
 
-@jit
+@jit_inline
 def route_direction(field: np.ndarray, cell: float, x: float, y: float, gx: float, gy: float) -> tuple[float, float]:
     """Unit vector along the shortest route from (x, y) to the goal; straight at the goal where no route is known."""
     rows, cols = field.shape

@@ -6,7 +6,7 @@ Then the objective's position, capture progress and time remaining. Every featur
 """
 
 import numpy as np
-from mission_gym.sim.jit import jit, jit_inline
+from mission_gym.sim.jit import jit_inline
 
 from mission_gym.config import MissionConfig
 from mission_gym.sim.geometry import norm, ray_fan, wall_distance
@@ -40,7 +40,7 @@ def _clip(value: float) -> float:
     return min(1.0, max(-1.0, value))
 
 
-@jit
+@jit_inline
 def write_observation(out: np.ndarray, b: int, units: np.ndarray, known: np.ndarray, arena: np.ndarray,
                       field: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray) -> None:
     """Fill `out` (one row of the observation buffer) for arena b; `field` is its route field."""
@@ -65,7 +65,7 @@ def write_observation(out: np.ndarray, b: int, units: np.ndarray, known: np.ndar
     out[k + 3] = max(0.0, 1.0 - arena[b, AS_TICK] / scalars[P_MAX_TICKS])
 
 
-@jit
+@jit_inline
 def _write_attacker(out, k, unit, params, field, ox, oy, scalars, obstacles) -> int:
     width, height = scalars[P_WIDTH], scalars[P_HEIGHT]
     x, y = unit[US_X], unit[US_Y]
