@@ -112,12 +112,12 @@ def _backward(theta, grad, layers, first, last, x, acts, deltas, relu) -> None:
 
 
 @jit_alloc
-def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_prob, clip_range, ent_coef, stats):
-    """Log-softmax per action dimension, the clipped surrogate and entropy terms (SB3's definitions), their
-    statistics, and dLoss/dlogits into `d_logits`. Returns the minibatch's policy and entropy loss and its KL."""
+def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_prob, clip_range, ent_coef):
+    """Log-softmax per action dimension, the clipped surrogate and entropy terms (SB3's definitions), and
+    dLoss/dlogits into `d_logits`. Returns the minibatch's policy loss, entropy loss, KL and clip fraction."""
     rows = logits.shape[0]
     log_prob = np.zeros(rows)
-    entropy = np.zeros(rows)
+    dim_entropy = np.zeros((rows, dims.shape[0]))  # the entropy gradient needs each dimension's own
     for i in range(rows):
         for d in range(dims.shape[0]):
             start, end = starts[d], starts[d] + dims[d]
@@ -128,13 +128,11 @@ def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_pr
             for k in range(start, end):
                 total += math.exp(logits[i, k] - top)
             log_norm = top + math.log(total)
-            h = 0.0
             for k in range(start, end):
                 lp = logits[i, k] - log_norm
                 d_logits[i, k] = lp  # kept for the gradient below
-                h -= math.exp(lp) * lp
+                dim_entropy[i, d] -= math.exp(lp) * lp
             log_prob[i] += logits[i, start + actions[i, d]] - log_norm
-            entropy[i] += h
     adv = advantages.astype(np.float64)
     if rows > 1:  # SB3: normalizing a single advantage makes no sense
         mean = adv.mean()
@@ -147,7 +145,7 @@ def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_pr
         surrogate = adv[i] * ratio
         clamped = adv[i] * min(max(ratio, 1.0 - clip_range), 1.0 + clip_range)
         policy_loss -= min(surrogate, clamped) / rows
-        entropy_loss -= entropy[i] / rows
+        entropy_loss -= dim_entropy[i].sum() / rows
         kl += ((ratio - 1.0) - log_ratio) / rows
         clipped += (1.0 if abs(ratio - 1.0) > clip_range else 0.0) / rows
         # The min passes the gradient to the unclipped term unless the clipped one is strictly smaller, and
@@ -156,18 +154,12 @@ def _policy_loss(logits, d_logits, actions, dims, starts, advantages, old_log_pr
         g_entropy = -ent_coef / rows
         for d in range(dims.shape[0]):
             start, end = starts[d], starts[d] + dims[d]
-            h = 0.0
-            for k in range(start, end):
-                h -= math.exp(d_logits[i, k]) * d_logits[i, k]
             for k in range(start, end):
                 lp = d_logits[i, k]
                 p = math.exp(lp)
-                d_logits[i, k] = -g_log_prob * p - g_entropy * p * (lp + h)
+                d_logits[i, k] = -g_log_prob * p - g_entropy * p * (lp + dim_entropy[i, d])
             d_logits[i, start + actions[i, d]] += g_log_prob
-    stats[STAT_POLICY_LOSS] += policy_loss
-    stats[STAT_ENTROPY_LOSS] += entropy_loss
-    stats[STAT_CLIP_FRACTION] += clipped
-    return policy_loss, entropy_loss, kl
+    return policy_loss, entropy_loss, kl, clipped
 
 
 @jit_alloc
@@ -225,11 +217,14 @@ def ppo_epoch(theta, m, v, step, layers, n_actor, relu, dims, observations, acti
         batch_deltas = [d[:rows] for d in deltas]
         _forward(theta, layers, 0, n_actor - 1, xb, batch_acts, relu)
         _forward(theta, layers, n_actor, n_layers - 1, xb, batch_acts, relu)
-        policy_loss, entropy_loss, kl = _policy_loss(
+        policy_loss, entropy_loss, kl, clipped = _policy_loss(
             batch_acts[n_actor - 1], batch_deltas[n_actor - 1], actions[index], dims, starts, advantages[index],
-            old_log_prob[index], clip_range, ent_coef, stats)
+            old_log_prob[index], clip_range, ent_coef)
         value_loss = _value_loss(batch_acts[n_layers - 1], batch_deltas[n_layers - 1], returns[index], vf_coef)
+        stats[STAT_POLICY_LOSS] += policy_loss
         stats[STAT_VALUE_LOSS] += value_loss
+        stats[STAT_ENTROPY_LOSS] += entropy_loss
+        stats[STAT_CLIP_FRACTION] += clipped
         stats[STAT_APPROX_KL] += kl
         stats[STAT_MINIBATCHES] += 1
         stats[STAT_LAST_LOSS] = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss

@@ -259,8 +259,8 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
         return model
     # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
     model = MissionPPO(MissionPolicy, env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
-                policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
-                verbose=0, **ppo_args)
+                       policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
+                       verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
         demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)

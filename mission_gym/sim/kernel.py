@@ -6,7 +6,7 @@ the caller, so a component's toggle and weight live in one place (reward.yaml).
 """
 
 import numpy as np
-from mission_gym.sim.geometry import norm
+from mission_gym.sim.geometry import INF, norm
 from mission_gym.sim.jit import jit, jit_inline
 
 from mission_gym.config import RING_RADII
@@ -188,11 +188,11 @@ def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units) -> None:
 
 @jit_inline
 def _capture(b, units, arena, raw, scalars, n_att) -> float:
-    """Advance the capture by one tick; returns the closest live attacker's distance to the objective (1e18
+    """Advance the capture by one tick; returns the closest live attacker's distance to the objective (INF
     when none is left), which _progress needs too: one square root per attacker and tick."""
     dt = scalars[P_DT]
     inside = 0
-    closest = 1.0e18
+    closest = INF
     for a in range(n_att):
         unit = units[b, a]
         if unit[US_ALIVE] == 0.0:
@@ -216,7 +216,7 @@ def _capture(b, units, arena, raw, scalars, n_att) -> float:
 
 @jit_inline
 def _progress(b, arena, raw, scalars, closest) -> None:
-    if closest >= 1.0e17:
+    if closest >= INF:
         return  # nobody left to make progress
     best = arena[b, AS_BEST_DIST]
     if closest < best:
@@ -294,7 +294,7 @@ def _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit
 
 @jit_inline
 def _closest_distance(b, units, arena, n_att) -> float:
-    best = 1.0e18
+    best = INF
     for a in range(n_att):
         if units[b, a, US_ALIVE] != 0.0:
             best = min(best, norm(units[b, a, US_X] - arena[b, AS_OBJ_X], units[b, a, US_Y] - arena[b, AS_OBJ_Y]))
