@@ -506,6 +506,30 @@ def test_ground_units_never_enter_obstacles_and_all_stay_in_the_arena():
     assert closest < 0.05  # units did press against obstacles
 
 
+def test_heading_controller_turns_at_the_rate_limit_and_lands_on_the_command(config_dir):
+    # A UAV_A (180 deg/s, so 9 degrees per 20 Hz tick) facing east is told to fly west: a half turn.
+    env = MissionGymEnv(config_dir=config_dir(solo(100.0, 40.0, world={"physics.action_repeat": 1})))
+    env.reset(seed=0)
+    unit = env.sim.units[0, 0]
+    headings, speeds = [0.0], []
+    for _ in range(30):
+        env.step(np.array([WEST]))
+        headings.append(float(unit[US_HEADING]))
+        speeds.append(float(unit[US_SPEED]))
+        # The kernel rotates the cached cosine and sine rather than recomputing them: they must follow.
+        assert unit[US_COS] == pytest.approx(math.cos(unit[US_HEADING]), abs=1e-12)
+        assert unit[US_SIN] == pytest.approx(math.sin(unit[US_HEADING]), abs=1e-12)
+    turned = np.angle(np.exp(1j * np.diff(headings)))  # wrapped into (-pi, pi]
+    landed = headings.index(math.pi)  # exactly the commanded heading, with its exact cosine and sine
+    assert landed in (20, 21) and unit[US_COS] == math.cos(math.pi) and unit[US_SIN] == math.sin(math.pi)
+    assert np.allclose(turned[:landed - 1], math.radians(9.0), rtol=0.0, atol=1e-12)  # the rate limit
+    assert abs(turned[landed - 1]) <= math.radians(9.0) + 1e-12 and headings[landed:] == [math.pi] * (31 - landed)
+    # Units turn before they run: no speed while more than a right angle off the commanded heading.
+    off = np.abs(np.angle(np.exp(1j * (math.pi - np.array(headings[1:])))))
+    assert all(speed == 0.0 for speed, angle in zip(speeds, off) if angle > math.pi / 2)
+    assert speeds[landed] > 0.0 and speeds[-1] > speeds[landed]
+
+
 def test_unit_pressed_between_obstacle_and_arena_edge_stays_inside(config_dir):
     # A rock 0.5 m off the south edge: a UGV driving east along the edge is pushed by the rock toward the edge.
     def add_rock(data):

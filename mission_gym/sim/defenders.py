@@ -4,13 +4,14 @@ behaviour mode) and commands a heading; tags happen every tick in kernel.py."""
 import numpy as np
 from mission_gym.sim.jit import jit_inline
 
+from mission_gym.sim.dynamics import command_heading
 from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
 from mission_gym.sim.geometry import free_distance, norm
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_GUARD_PHASE, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_MODE,
     DS_REACTION, DS_TARGET, DS_WAYPOINT, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
     P_N_ATT, P_RANDOM_PROB, P_REACT_HI, P_REACT_LO, UP_MAX_SPEED, UP_RADIUS, UP_SPAWN_X, UP_SPAWN_Y,
-    US_ALIVE, US_CMD_HEADING, US_CMD_SPEED, US_DETECTED, US_X, US_Y,
+    US_ALIVE, US_CMD_SPEED, US_DETECTED, US_X, US_Y,
 )
 from mission_gym.sim.rng import normal, uniform, uniform_range
 
@@ -121,22 +122,28 @@ def _command(b, u, gx, gy, units, rng, params, scalars, obstacles):
     dx, dy = gx - unit[US_X], gy - unit[US_Y]
     distance = norm(dx, dy)
     heading = np.arctan2(dy, dx) + scalars[P_HEADING_JITTER] * normal(rng, b)
-    heading = _avoid(unit[US_X], unit[US_Y], heading, min(AVOID_LOOKAHEAD_M, distance), params[u, UP_RADIUS], obstacles)
+    heading, cos_h, sin_h = _avoid(unit[US_X], unit[US_Y], heading, min(AVOID_LOOKAHEAD_M, distance),
+                                   params[u, UP_RADIUS], obstacles)
     if uniform(rng, b) < scalars[P_RANDOM_PROB]:  # a random action, for this one decision
-        unit[US_CMD_HEADING] = uniform_range(rng, b, -np.pi, np.pi)
+        heading = uniform_range(rng, b, -np.pi, np.pi)
+        command_heading(unit, heading, np.cos(heading), np.sin(heading))
         unit[US_CMD_SPEED] = params[u, UP_MAX_SPEED]
         return
-    unit[US_CMD_HEADING] = heading
+    command_heading(unit, heading, cos_h, sin_h)
     unit[US_CMD_SPEED] = params[u, UP_MAX_SPEED] if distance > GOAL_REACHED_M else 0.0
 
 
 @jit_inline
-def _avoid(x: float, y: float, heading: float, lookahead: float, radius: float, obstacles: np.ndarray) -> float:
-    """The commanded heading, or the nearest offset from it whose next few metres are free."""
-    if lookahead <= 0.0 or free_distance(obstacles, x, y, np.cos(heading), np.sin(heading), lookahead, radius) >= lookahead:
-        return heading
+def _avoid(x: float, y: float, heading: float, lookahead: float, radius: float,
+           obstacles: np.ndarray) -> tuple[float, float, float]:
+    """The commanded heading, or the nearest offset from it whose next few metres are free, with its cosine and
+    sine."""
+    cos_h, sin_h = np.cos(heading), np.sin(heading)
+    if lookahead <= 0.0 or free_distance(obstacles, x, y, cos_h, sin_h, lookahead, radius) >= lookahead:
+        return heading, cos_h, sin_h
     for offset in AVOID_OFFSETS:
         h = heading + offset
-        if free_distance(obstacles, x, y, np.cos(h), np.sin(h), lookahead, radius) >= lookahead:
-            return h
-    return heading
+        cos_o, sin_o = np.cos(h), np.sin(h)
+        if free_distance(obstacles, x, y, cos_o, sin_o, lookahead, radius) >= lookahead:
+            return h, cos_o, sin_o
+    return heading, cos_h, sin_h

@@ -8,8 +8,8 @@ from mission_gym.sim.geometry import signed_distance
 from mission_gym.sim.layout import (
     OBSTACLE_CELL_M,
     OB_BOUND, OB_X, OB_Y, P_DEGRADE, P_DT, P_HEIGHT, P_MOB_THR, P_WIDTH, UP_AIR, UP_INTEGRITY, UP_MAX_ACCEL,
-    UP_RADIUS, UP_TURN_RATE, US_CMD_HEADING, US_COS, US_SIN, US_CMD_SPEED, US_COLLIDED, US_HEADING, US_INTEGRITY, US_SPEED, US_X,
-    US_Y,
+    UP_RADIUS, UP_TURN_COS, UP_TURN_RATE, UP_TURN_SIN, US_CMD_COS, US_CMD_HEADING, US_CMD_SIN, US_CMD_SPEED,
+    US_COLLIDED, US_COS, US_HEADING, US_INTEGRITY, US_SIN, US_SPEED, US_X, US_Y,
 )
 
 _PUSH_PASSES = 3
@@ -35,6 +35,13 @@ def set_heading(unit: np.ndarray, heading: float) -> None:
 
 
 @jit_inline
+def command_heading(unit: np.ndarray, heading: float, cos_h: float, sin_h: float) -> None:
+    """Command a heading, given with its cosine and sine (the controller then turns without trigonometry)."""
+    unit[US_CMD_HEADING] = wrap_angle(heading)
+    unit[US_CMD_COS], unit[US_CMD_SIN] = cos_h, sin_h
+
+
+@jit_inline
 def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacles: np.ndarray,
               cell_starts: np.ndarray, cell_items: np.ndarray) -> None:
     """Advance one live unit (a row of the unit state) by one tick.
@@ -42,15 +49,7 @@ def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacl
     `cell_starts`/`cell_items` is the obstacle spatial hash (geometry.obstacle_cells) over OBSTACLE_CELL_M cells.
     """
     dt = scalars[P_DT]
-    error = wrap_angle(unit[US_CMD_HEADING] - unit[US_HEADING])
-    max_turn = params[UP_TURN_RATE] * dt
-    turn = min(max(error, -max_turn), max_turn)
-    if turn != 0.0:
-        set_heading(unit, wrap_angle(unit[US_HEADING] + turn))
-    # Slow down while still facing away from the commanded heading, so units turn before they run.
-    target = unit[US_CMD_SPEED]
-    if target != 0.0:
-        target *= _alignment(error - turn)
+    target = unit[US_CMD_SPEED] * _turn(unit, params, params[UP_TURN_RATE] * dt)
     if unit[US_INTEGRITY] < scalars[P_MOB_THR] * params[UP_INTEGRITY]:
         target *= scalars[P_DEGRADE]
     step = params[UP_MAX_ACCEL] * dt
@@ -78,17 +77,26 @@ def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacl
 
 
 @jit_inline
-def _alignment(remaining: float) -> float:
-    """max(0, cos(remaining)): the share of its commanded speed a unit may use while `remaining` off heading.
+def _turn(unit: np.ndarray, params: np.ndarray, max_turn: float) -> float:
+    """Turn toward the commanded heading by at most `max_turn`; return max(0, cos(heading still to turn)), the
+    share of its commanded speed the unit may use, so units turn before they run.
 
-    The cosine is a hot spot of the tick: skip it where the answer is known. Beyond a right angle (strictly
-    above pi/2 rounded down) the cosine is negative, so the share is exactly 0 as with the call.
+    Sines and cosines were the hot spot of a tick: a full-rate turn rotates the cached (cos, sin) by the unit's
+    precomputed one-tick turn, and the last, partial one lands on the commanded heading's cached (cos, sin).
     """
-    if remaining == 0.0:
+    error = wrap_angle(unit[US_CMD_HEADING] - unit[US_HEADING])
+    if error == 0.0:
         return 1.0
-    if abs(remaining) > 0.5 * np.pi:
-        return 0.0
-    return max(0.0, np.cos(remaining))
+    if -max_turn <= error <= max_turn:
+        unit[US_HEADING], unit[US_COS], unit[US_SIN] = unit[US_CMD_HEADING], unit[US_CMD_COS], unit[US_CMD_SIN]
+        return 1.0
+    c, s = params[UP_TURN_COS], params[UP_TURN_SIN]
+    if error < 0.0:
+        s, max_turn = -s, -max_turn
+    cos_h, sin_h = unit[US_COS], unit[US_SIN]
+    unit[US_COS], unit[US_SIN] = cos_h * c - sin_h * s, sin_h * c + cos_h * s
+    unit[US_HEADING] = wrap_angle(unit[US_HEADING] + max_turn)
+    return max(0.0, unit[US_CMD_COS] * unit[US_COS] + unit[US_CMD_SIN] * unit[US_SIN])
 
 
 @jit_inline

@@ -11,7 +11,7 @@ from mission_gym.sim.jit import jit, jit_inline
 
 from mission_gym.config import RING_RADII
 from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, count_down, think, tick_timers
-from mission_gym.sim.dynamics import clear_of_obstacles, move_unit, set_heading, wrap_angle
+from mission_gym.sim.dynamics import clear_of_obstacles, command_heading, move_unit, set_heading, wrap_angle
 from mission_gym.sim.engagement import NOT_DETECTED, apply_tag, detection_noise, tag_target
 from mission_gym.sim.layout import (
     ACT_SCAN, ACT_STOP, ACT_TAG, AS_BEST_DIST, AS_CAPTURE, AS_DECISIONS, AS_MIN_DIST, AS_OBJ_X, AS_OBJ_Y,
@@ -23,8 +23,8 @@ from mission_gym.sim.layout import (
     P_TAG_ENABLED, P_WIDTH, P_WP_JITTER, R_ALL_DISABLED, R_CAPTURE, R_COLLISION, R_DEF_DISABLED, R_DETECTED,
     R_ENTRY, R_INTEGRITY, R_POTENTIAL, R_RING, R_SPREAD, R_STALLED, R_TAG_HIT, R_TIME, R_TIMEOUT,
     R_UNIT_DISABLED, R_WIN, R_ZONE_TIME, UNSEEN_T, UP_AIR, UP_CAN_SCAN, UP_CAN_TAG, UP_INTEGRITY, UP_MAX_SPEED,
-    UP_RADIUS, UP_SPAWN_HEADING, UP_SPAWN_X, UP_SPAWN_Y, US_ALIVE, US_CMD_HEADING, US_CMD_SPEED, US_COLLIDED,
-    US_DETECTED, US_ENTERED, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_TAG_CD,
+    UP_RADIUS, UP_SPAWN_HEADING, UP_SPAWN_X, UP_SPAWN_Y, US_ALIVE, US_CMD_SPEED, US_COLLIDED, US_COS,
+    US_DETECTED, US_ENTERED, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_TAG_CD,
     US_TAG_REQUEST, US_WAS_COLLIDING, US_X, US_Y,
 )
 from mission_gym.sim.observation import write_observation
@@ -32,6 +32,7 @@ from mission_gym.sim.rng import normal, uniform, uniform_range
 
 _RINGS = np.array(RING_RADII)
 _MOVE_HEADINGS = np.radians(np.array(MOVE_HEADINGS_DEG))
+_MOVE_COS, _MOVE_SIN = np.cos(_MOVE_HEADINGS), np.sin(_MOVE_HEADINGS)
 SPREAD_CAP_M = 20.0
 
 
@@ -75,7 +76,7 @@ def _spawn(unit, params, rng, b, spread, heading_jitter, obstacles, width, heigh
         y = min(max(params[UP_SPAWN_Y], r), height - r)
     unit[US_X], unit[US_Y] = x, y
     set_heading(unit, wrap_angle(params[UP_SPAWN_HEADING] + uniform_range(rng, b, -heading_jitter, heading_jitter)))
-    unit[US_CMD_HEADING] = unit[US_HEADING]
+    command_heading(unit, unit[US_HEADING], unit[US_COS], unit[US_SIN])
     unit[US_INTEGRITY] = params[UP_INTEGRITY]
     unit[US_ALIVE] = 1.0
 
@@ -131,7 +132,7 @@ def _apply_actions(b, actions, units, params, action_codes, scalars) -> None:
         code = action_codes[a, actions[b, a]]
         unit[US_CMD_SPEED] = 0.0
         if ACT_STOP < code < ACT_TAG:
-            unit[US_CMD_HEADING] = _MOVE_HEADINGS[code]
+            command_heading(unit, _MOVE_HEADINGS[code], _MOVE_COS[code], _MOVE_SIN[code])
             unit[US_CMD_SPEED] = params[a, UP_MAX_SPEED]
         elif code == ACT_TAG and scalars[P_TAG_ENABLED] != 0.0 and params[a, UP_CAN_TAG] != 0.0:
             unit[US_TAG_REQUEST] = 1.0

@@ -17,7 +17,8 @@ US_X, US_Y, US_HEADING, US_SPEED, US_INTEGRITY, US_TAG_CD, US_SCAN_CD, US_ALIVE 
 US_CMD_HEADING, US_CMD_SPEED, US_SCANNING, US_TAG_REQUEST, US_ENTERED, US_COLLIDED, US_DETECTED = range(8, 15)
 US_COS, US_SIN = range(15, 17)  # cos/sin of US_HEADING, kept in step with it (trigonometry is a hot spot)
 US_WAS_COLLIDING = 17  # US_COLLIDED of the previous decision: a collision is penalized when contact begins
-N_UNIT_STATE = 18
+US_CMD_COS, US_CMD_SIN = 18, 19  # cos/sin of US_CMD_HEADING, set with it once per decision
+N_UNIT_STATE = 20
 
 # Arena state, per arena.
 AS_OBJ_X, AS_OBJ_Y, AS_CAPTURE, AS_TICK, AS_MIN_DIST, AS_BEST_DIST = range(6)
@@ -36,7 +37,8 @@ N_KNOWN_STATE = 3
 UP_MAX_SPEED, UP_MAX_ACCEL, UP_TURN_RATE, UP_INTEGRITY, UP_RADIUS, UP_AIR, UP_TAG_CLOSE, UP_TAG_FAR = range(8)
 UP_CAN_TAG, UP_CAN_SCAN, UP_SPAWN_X, UP_SPAWN_Y, UP_SPAWN_HEADING, UP_ATTACKER = range(8, 14)
 UP_SENSOR_REACH = 14  # the longest range among the unit's sensors (0 without any)
-N_UNIT_PARAMS = 15
+UP_TURN_COS, UP_TURN_SIN = 15, 16  # cos/sin of the largest turn in one tick (UP_TURN_RATE x P_DT)
+N_UNIT_PARAMS = 17
 
 # Obstacles: kind 0 = circle, 1 = rotated rectangle.
 OB_KIND, OB_X, OB_Y, OB_RADIUS, OB_HALF_W, OB_HALF_H, OB_COS, OB_SIN, OB_BOUND, OB_SIGHT = range(10)
@@ -169,6 +171,8 @@ def _unit_row(config: MissionConfig, unit, spawn, attacker: bool) -> list[float]
     row[UP_SPAWN_X], row[UP_SPAWN_Y], row[UP_SPAWN_HEADING] = spawn.x, spawn.y, math.radians(spawn.heading)
     row[UP_ATTACKER] = float(attacker)
     row[UP_SENSOR_REACH] = max((config.sensors[name].range for name in unit.sensors), default=0.0)
+    max_turn = row[UP_TURN_RATE] * (1.0 / config.world.physics.tick_hz)  # as the kernel computes it
+    row[UP_TURN_COS], row[UP_TURN_SIN] = math.cos(max_turn), math.sin(max_turn)
     return row
 
 
