@@ -8,7 +8,7 @@ import pytest
 
 from mission_gym.config import load_config, obstacle_clearance
 from mission_gym.sim.engagement import line_of_sight
-from mission_gym.sim.geometry import INF, free_distance, ray_hit, sight_blocked, signed_distance
+from mission_gym.sim.geometry import INF, free_distance, grown_hit, ray_hit, sight_blocked, signed_distance
 from mission_gym.sim.layout import (
     N_OBSTACLE_PARAMS, N_UNIT_PARAMS, N_UNIT_STATE, OB_BOUND, OB_COS, OB_HALF_H, OB_HALF_W, OB_KIND, OB_RADIUS,
     OB_SIGHT, OB_SIN, OB_X, OB_Y, UP_AIR, US_X, US_Y, build_params,
@@ -115,10 +115,38 @@ def test_sight_blocked_matches_sampling():
 def test_free_distance_stops_at_grown_obstacle():
     obstacles = np.stack([circle(10, 0, 2), rect(0, 10, 4, 2)])
     assert free_distance(obstacles, 0, 0, 1, 0, 30.0, 0.0) == pytest.approx(8.0)
-    assert free_distance(obstacles, 0, 0, 1, 0, 30.0, 1.0) == pytest.approx(7.0, abs=2e-3)  # grown by the radius
+    assert free_distance(obstacles, 0, 0, 1, 0, 30.0, 1.0) == pytest.approx(7.0, abs=1e-9)  # grown by the radius
+    assert free_distance(obstacles, 2.5, 0, 0, 1, 30.0, 1.0) == pytest.approx(9.0 - math.sqrt(0.75), abs=1e-9)  # corner
     assert free_distance(obstacles, 0, 0, 0, 1, 30.0, 0.0) == pytest.approx(9.0)
     assert free_distance(obstacles, 0, 0, -1, 0, 30.0, 0.0) == pytest.approx(30.0)  # nothing that way
     assert free_distance(obstacles, 0, 0, 1, 0, 5.0, 0.0) == pytest.approx(5.0)  # capped at the reach
+
+
+@pytest.mark.parametrize("ob", [rect(0, 0, 8, 4, 30), circle(0, 0, 3)])
+def test_grown_hit_is_where_the_ray_first_comes_within_the_growth(ob):
+    # Against fine sampling of the shape's clearance along random rays (rounded corners included).
+    rng = np.random.default_rng(2)
+    step = 1e-3
+    s = np.arange(0.0, 30.0, step)
+    hits = 0
+    for _ in range(300):
+        origin, angle, grow = rng.uniform(-12, 12, 2), rng.uniform(-math.pi, math.pi), rng.uniform(0.2, 3.0)
+        direction = np.array([math.cos(angle), math.sin(angle)])
+        x, y = origin[0] + s * direction[0] - ob[OB_X], origin[1] + s * direction[1] - ob[OB_Y]
+        if ob[OB_KIND] == 0.0:
+            clearance = np.hypot(x, y) - ob[OB_RADIUS]
+        else:
+            lx, ly = x * ob[OB_COS] + y * ob[OB_SIN], -x * ob[OB_SIN] + y * ob[OB_COS]
+            qx, qy = np.abs(lx) - ob[OB_HALF_W], np.abs(ly) - ob[OB_HALF_H]
+            clearance = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
+        within = np.flatnonzero(clearance <= grow)
+        t = grown_hit(ob, *origin, *direction, grow)
+        if len(within) == 0:
+            assert t > s[-1] - step
+        else:
+            assert s[within[0]] - step <= t <= s[within[0]] + 1e-9
+            hits += within[0] > 0
+    assert hits > 30  # rays that start outside and hit were exercised
 
 
 def test_air_units_are_not_blocked_by_obstacles():

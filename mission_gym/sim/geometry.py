@@ -54,21 +54,50 @@ def ray_hit(ob: np.ndarray, ox: float, oy: float, dx: float, dy: float) -> float
     """Smallest t >= 0 where origin + t * (dx, dy) enters the obstacle; 0 if the origin is inside; INF if never."""
     px, py = ox - ob[OB_X], oy - ob[OB_Y]
     if ob[OB_KIND] == 0.0:
-        r = ob[OB_RADIUS]
-        a = dx * dx + dy * dy
-        b = px * dx + py * dy
-        c = px * px + py * py - r * r
-        if c <= 0.0:
-            return 0.0
-        disc = b * b - a * c
-        if disc < 0.0 or b > 0.0 or a == 0.0:
-            return INF
-        return (-b - np.sqrt(disc)) / a
+        return _circle_hit(px, py, dx, dy, ob[OB_RADIUS])
     cs, sn = ob[OB_COS], ob[OB_SIN]
-    lx, ly = px * cs + py * sn, -px * sn + py * cs
-    ldx, ldy = dx * cs + dy * sn, -dx * sn + dy * cs
+    return _box_hit(px * cs + py * sn, -px * sn + py * cs, dx * cs + dy * sn, -dx * sn + dy * cs,
+                    ob[OB_HALF_W], ob[OB_HALF_H])
+
+
+@jit_inline
+def grown_hit(ob: np.ndarray, ox: float, oy: float, dx: float, dy: float, grow: float) -> float:
+    """`ray_hit` against the obstacle grown by `grow` all around (where a disc of that radius would touch it).
+
+    A grown rectangle is the union of two boxes, one widened and one heightened, and four corner discs: the ray
+    enters the union where it first enters one of them.
+    """
+    px, py = ox - ob[OB_X], oy - ob[OB_Y]
+    if ob[OB_KIND] == 0.0:
+        return _circle_hit(px, py, dx, dy, ob[OB_RADIUS] + grow)
+    cs, sn = ob[OB_COS], ob[OB_SIN]
+    lx, ly, ldx, ldy = px * cs + py * sn, -px * sn + py * cs, dx * cs + dy * sn, -dx * sn + dy * cs
+    half_w, half_h = ob[OB_HALF_W], ob[OB_HALF_H]
+    t = min(_box_hit(lx, ly, ldx, ldy, half_w + grow, half_h), _box_hit(lx, ly, ldx, ldy, half_w, half_h + grow))
+    for cx, cy in ((half_w, half_h), (-half_w, half_h), (half_w, -half_h), (-half_w, -half_h)):
+        t = min(t, _circle_hit(lx - cx, ly - cy, ldx, ldy, grow))
+    return t
+
+
+@jit_inline
+def _circle_hit(px: float, py: float, dx: float, dy: float, r: float) -> float:
+    # Origin at (px, py) from the centre of a circle of radius r.
+    a = dx * dx + dy * dy
+    b = px * dx + py * dy
+    c = px * px + py * py - r * r
+    if c <= 0.0:
+        return 0.0
+    disc = b * b - a * c
+    if disc < 0.0 or b > 0.0 or a == 0.0:
+        return INF
+    return (-b - np.sqrt(disc)) / a
+
+
+@jit_inline
+def _box_hit(lx: float, ly: float, ldx: float, ldy: float, half_w: float, half_h: float) -> float:
+    # Slab test in the box's own frame: origin (lx, ly), direction (ldx, ldy).
     t_enter, t_exit = 0.0, INF
-    for origin, direction, half in ((lx, ldx, ob[OB_HALF_W]), (ly, ldy, ob[OB_HALF_H])):
+    for origin, direction, half in ((lx, ldx, half_w), (ly, ldy, half_h)):
         if abs(direction) < 1e-12:
             if abs(origin) > half:
                 return INF
@@ -122,27 +151,8 @@ def free_distance(obstacles: np.ndarray, x: float, y: float, ux: float, uy: floa
         along = cx * ux + cy * uy
         if along < -grown or (cx * cx + cy * cy) - along * along > grown * grown:
             continue
-        if inflate > 0.0:
-            t = _inflated_hit(ob, x, y, ux, uy, inflate, best)
-        else:
-            t = ray_hit(ob, x, y, ux, uy)
-        best = min(best, t)
+        best = min(best, grown_hit(ob, x, y, ux, uy, inflate))
     return best
-
-
-@jit
-def _inflated_hit(ob: np.ndarray, x: float, y: float, ux: float, uy: float, inflate: float, reach: float) -> float:
-    # March along the ray with signed-distance steps (sphere tracing): exact enough for a grown shape.
-    t = 0.0
-    for _ in range(32):
-        d, _nx, _ny = signed_distance(ob, x + t * ux, y + t * uy)
-        d -= inflate
-        if d <= 1e-3:
-            return t
-        t += d
-        if t >= reach:
-            break
-    return INF
 
 
 @jit
