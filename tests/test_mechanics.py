@@ -123,6 +123,28 @@ def test_tag_needs_line_of_sight_between_ground_units_but_not_to_air_units(duel)
         assert (duel.sim.units[0, attacker, US_INTEGRITY] == initial) == blocked, attacker
 
 
+def test_tag_lands_on_the_tick_an_opponent_closes_to_range_within_a_long_decision(config_dir):
+    # The UGV_A drives at the defender from 30 m. The kernel skips tag checks for units whose nearest opponent
+    # was too far at the start of a decision to close to range during it: the defender's tag must land on the same
+    # tick with 20 ticks per decision as with one.
+    def hits(repeat: int) -> tuple[int, float]:
+        edit = {**DUEL, "world.yaml": {**DUEL["world.yaml"], "physics.action_repeat": repeat},
+                "units_attackers.yaml": {**DUEL["units_attackers.yaml"], "unit_types.UGV_A.max_speed": 8.0}}
+        env = MissionGymEnv(config_dir=config_dir(edit))
+        env.reset(seed=0)
+        place(env, 0, 190.0, 15.0, heading_deg=180.0)
+        for decision in range(1, 120 // repeat + 1):
+            env.step(np.array([WEST, STOP]))
+            if env.sim.units[0, 0, US_INTEGRITY] < 1000.0:
+                return decision * repeat, float(env.sim.units[0, 0, US_X])
+        raise AssertionError("no tag")
+
+    tick, x = hits(1)
+    assert 30 < tick < 80 and x >= 160.0 + 17.0  # a tag from near the end of the range, well into the drive
+    long_tick, long_x = hits(20)
+    assert long_tick == 20 * math.ceil(tick / 20) and long_x <= x  # hit during that decision
+
+
 def _hit_ticks(integrity: np.ndarray) -> list[int]:
     return [int(t) for t in np.flatnonzero(np.diff(integrity) < 0) + 1]
 

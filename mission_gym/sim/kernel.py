@@ -15,16 +15,16 @@ from mission_gym.sim.dynamics import clear_of_obstacles, command_heading, move_u
 from mission_gym.sim.engagement import NOT_DETECTED, apply_tag, detection_noise, tag_target
 from mission_gym.sim.layout import (
     ACT_SCAN, ACT_STOP, ACT_TAG, AS_BEST_DIST, AS_CAPTURE, AS_DECISIONS, AS_MIN_DIST, AS_OBJ_X, AS_OBJ_Y,
-    AS_OUTCOME, AS_STALL_REF_CAPTURE, AS_STALL_REF_DIST, AS_STALL_T, AS_TICK, DS_GUARD_PHASE, DS_MODE,
+    AS_OUTCOME, AS_STALL_REF_CAPTURE, AS_STALL_REF_DIST, AS_STALL_T, AS_TICK, AS_TRAVEL, DS_GUARD_PHASE, DS_MODE,
     DS_TARGET, DS_WAYPOINT, KN_SEEN_T, KN_X, KN_Y, MOVE_HEADINGS_DEG, OUT_ALL_DISABLED, OUT_CAPTURED,
     OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_ATT_HEADING_JITTER, P_ATT_SPAWN_JITTER, P_CAPTURE_S,
     P_DEF_SPAWN_JITTER, P_DT, P_HEIGHT, P_MAX_TICKS, P_MODE_CDF0, P_MODE_CDF1, P_N_ATT, P_OBJ_JITTER,
     P_OBJ_R, P_OBJ_X, P_OBJ_Y, P_REPEAT, P_SCAN_CD, P_SCAN_ENABLED, P_STALL_CAPTURE, P_STALL_IMPROVE, P_STALL_S,
-    P_TAG_ENABLED, P_WIDTH, P_WP_JITTER, R_ALL_DISABLED, R_CAPTURE, R_COLLISION, R_DEF_DISABLED, R_DETECTED,
+    P_TAG_ENABLED, P_TAG_RANGE, P_WIDTH, P_WP_JITTER, R_ALL_DISABLED, R_CAPTURE, R_COLLISION, R_DEF_DISABLED, R_DETECTED,
     R_ENTRY, R_INTEGRITY, R_POTENTIAL, R_RING, R_SPREAD, R_STALLED, R_TAG_HIT, R_TIME, R_TIMEOUT,
     R_UNIT_DISABLED, R_WIN, R_ZONE_TIME, UNSEEN_T, UP_AIR, UP_CAN_SCAN, UP_CAN_TAG, UP_INTEGRITY, UP_MAX_SPEED,
     UP_RADIUS, UP_SPAWN_HEADING, UP_SPAWN_X, UP_SPAWN_Y, US_ALIVE, US_CMD_SPEED, US_COLLIDED, US_COS,
-    US_DETECTED, US_ENTERED, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_TAG_CD,
+    US_DETECTED, US_ENTERED, US_GAP, US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_TAG_CD,
     US_TAG_REQUEST, US_WAS_COLLIDING, US_X, US_Y,
 )
 from mission_gym.sim.observation import write_observation
@@ -112,6 +112,7 @@ def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, fi
         _apply_actions(b, actions, units, params, action_codes, scalars)
         think(b, units, brains, arena, waypoints, waypoint_counts, rng, params, sensors, unit_sensors, scalars, obstacles)
         closest_before = arena[b, AS_MIN_DIST]
+        _opponent_gaps(b, units, arena, int(scalars[P_N_ATT]))
         for _ in range(int(scalars[P_REPEAT])):
             _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts, cell_items)
             if arena[b, AS_OUTCOME] != OUT_RUNNING:
@@ -148,15 +149,19 @@ def _apply_actions(b, actions, units, params, action_codes, scalars) -> None:
 def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts, cell_items) -> None:
     dt = scalars[P_DT]
     n_att, n_units = int(scalars[P_N_ATT]), units.shape[1]
+    moved = 0.0
     for u in range(n_units):
         unit = units[b, u]
         unit[US_TAG_CD] = count_down(unit[US_TAG_CD], dt)
         unit[US_SCAN_CD] = count_down(unit[US_SCAN_CD], dt)
         if unit[US_ALIVE] != 0.0:
+            x, y = unit[US_X], unit[US_Y]
             move_unit(unit, params[u], scalars, obstacles, cell_starts, cell_items)
+            moved = max(moved, abs(unit[US_X] - x) + abs(unit[US_Y] - y))  # at least the distance moved
+    arena[b, AS_TRAVEL] += moved
     tick_timers(b, brains, dt)
     if scalars[P_TAG_ENABLED] != 0.0:
-        _tags(b, units, raw, scalars, params, obstacles, n_att, n_units)
+        _tags(b, units, raw, scalars, params, obstacles, n_att, n_units, arena[b, AS_TRAVEL])
     arena[b, AS_TICK] += 1.0
     closest = _capture(b, units, arena, raw, scalars, n_att)
     _progress(b, arena, raw, scalars, closest)
@@ -164,10 +169,36 @@ def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts,
 
 
 @jit_inline
-def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units) -> None:
+def _opponent_gaps(b, units, arena, n_att) -> None:
+    """Start a decision's bookkeeping for _tags: each unit's distance to its nearest live opponent, and no travel."""
+    n_units = units.shape[1]
+    for u in range(n_att, n_units):
+        units[b, u, US_GAP] = INF
+    for a in range(n_att):
+        nearest = INF  # squared distances until the square roots below
+        if units[b, a, US_ALIVE] != 0.0:
+            for u in range(n_att, n_units):
+                if units[b, u, US_ALIVE] != 0.0:
+                    dx, dy = units[b, u, US_X] - units[b, a, US_X], units[b, u, US_Y] - units[b, a, US_Y]
+                    gap = dx * dx + dy * dy
+                    nearest = min(nearest, gap)
+                    units[b, u, US_GAP] = min(units[b, u, US_GAP], gap)
+        units[b, a, US_GAP] = nearest
+    for u in range(n_units):
+        units[b, u, US_GAP] = np.sqrt(units[b, u, US_GAP])
+    arena[b, AS_TRAVEL] = 0.0
+
+
+@jit_inline
+def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units, travel) -> None:
+    # Two units close by at most twice the farthest any unit has moved: a unit whose nearest opponent started
+    # farther than that beyond tag range has nobody to tag this tick, which is most units on most ticks.
+    out_of_reach = scalars[P_TAG_RANGE] + 2.0 * travel + 1e-6
     for u in range(n_units):
         unit = units[b, u]
         if unit[US_ALIVE] == 0.0 or unit[US_TAG_CD] > 0.0 or params[u, UP_CAN_TAG] == 0.0:
+            continue
+        if unit[US_GAP] > out_of_reach:
             continue
         attacker = u < n_att
         if attacker and unit[US_TAG_REQUEST] == 0.0:

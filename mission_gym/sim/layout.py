@@ -18,12 +18,14 @@ US_CMD_HEADING, US_CMD_SPEED, US_SCANNING, US_TAG_REQUEST, US_ENTERED, US_COLLID
 US_COS, US_SIN = range(15, 17)  # cos/sin of US_HEADING, kept in step with it (trigonometry is a hot spot)
 US_WAS_COLLIDING = 17  # US_COLLIDED of the previous decision: a collision is penalized when contact begins
 US_CMD_COS, US_CMD_SIN = 18, 19  # cos/sin of US_CMD_HEADING, set with it once per decision
-N_UNIT_STATE = 20
+US_GAP = 20  # distance to the nearest live opponent when this decision began (INF without one)
+N_UNIT_STATE = 21
 
 # Arena state, per arena.
 AS_OBJ_X, AS_OBJ_Y, AS_CAPTURE, AS_TICK, AS_MIN_DIST, AS_BEST_DIST = range(6)
 AS_STALL_T, AS_STALL_REF_DIST, AS_STALL_REF_CAPTURE, AS_OUTCOME, AS_DECISIONS = range(6, 11)
-N_ARENA_STATE = 11
+AS_TRAVEL = 11  # no unit has moved farther than this during the current decision
+N_ARENA_STATE = 12
 
 # Defender brain, per (arena, defender).
 DS_MODE, DS_WAYPOINT, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_REACTION, DS_TARGET, DS_GUARD_PHASE = range(8)
