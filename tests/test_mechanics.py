@@ -495,6 +495,17 @@ def test_sensing_degradation_is_relative_to_each_units_own_integrity():
     assert not sees(8.0)  # below: ranges halved (radar 30 m)
 
 
+def test_scanning_attacker_sights_a_defender_beyond_its_plain_sensor_range(duel):
+    # UAV_A's longest sensor is radar, 60 m; scanning reaches 1.5 x that. The defender is 80 m south of it.
+    freshness = duel.feature_names.index("defender_0.freshness")
+    for action, sighted in ((STOP, False), (TAG, True)):  # TAG is SCAN for the UAV_A
+        duel.reset(seed=0)
+        place(duel, 0, 10.0, 190.0)  # the UGV_A far out of the way
+        place(duel, 1, 160.0, 95.0)
+        observation, *_ = duel.step(np.array([STOP, action]))
+        assert (observation[freshness] == 1.0) == sighted, action
+
+
 # ----------------------------------------------------------------------------- physics invariants
 def _check_invariants(config, units: np.ndarray) -> float:
     """Assert every unit inside the arena and every ground unit clear of obstacles; return min slack."""

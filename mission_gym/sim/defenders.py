@@ -5,13 +5,13 @@ import numpy as np
 from mission_gym.sim.jit import jit_inline
 
 from mission_gym.sim.dynamics import command_heading
-from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
+from mission_gym.sim.engagement import NOT_DETECTED, OUT_OF_SIGHT, detection_noise, sensing_scale
 from mission_gym.sim.geometry import free_distance, norm
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_GUARD_PHASE, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_MODE,
     DS_REACTION, DS_TARGET, DS_WAYPOINT, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
-    P_N_ATT, P_RANDOM_PROB, P_REACT_HI, P_REACT_LO, UP_MAX_SPEED, UP_RADIUS, UP_SPAWN_X, UP_SPAWN_Y,
-    US_ALIVE, US_CMD_SPEED, US_DETECTED, US_X, US_Y,
+    P_N_ATT, P_RANDOM_PROB, P_REACT_HI, P_REACT_LO, UP_MAX_SPEED, UP_RADIUS, UP_SENSOR_REACH, UP_SPAWN_X, UP_SPAWN_Y,
+    US_ALIVE, US_CMD_SPEED, US_DETECTED, US_GAP, US_X, US_Y,
 )
 from mission_gym.sim.rng import normal, uniform, uniform_range
 
@@ -34,7 +34,9 @@ def think(b: int, units: np.ndarray, brains: np.ndarray, arena: np.ndarray, wayp
         u = n_att + d
         if units[b, u, US_ALIVE] == 0.0:
             continue
-        _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles)
+        # The nearest attacker beyond this defender's sensors (the kernel's gap of this decision): nothing to see.
+        if units[b, u, US_GAP] <= params[u, UP_SENSOR_REACH] * sensing_scale(units[b], params, scalars, u) * OUT_OF_SIGHT:
+            _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles)
         gx, gy = _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, scalars)
         _command(b, u, gx, gy, units, rng, params, scalars, obstacles)
 

@@ -11,6 +11,9 @@ from mission_gym.sim.layout import (
 )
 
 NOT_DETECTED = -1.0
+# A unit farther than (sensor reach x this) is beyond every sensor: the margin dwarfs rounding, as in
+# geometry.beyond, so skipping such pairs never changes a result.
+OUT_OF_SIGHT = 1.0 + 1e-6
 
 
 @jit_inline
@@ -22,6 +25,15 @@ def line_of_sight(units: np.ndarray, params: np.ndarray, obstacles: np.ndarray, 
 
 
 @jit_inline
+def sensing_scale(units: np.ndarray, params: np.ndarray, scalars: np.ndarray, i: int) -> float:
+    """How far unit i's sensors reach now, as a multiple of their ranges: scanning extends them, damage shortens."""
+    scale = scalars[P_SCAN_MULT] if units[i, US_SCANNING] != 0.0 else 1.0
+    if units[i, US_INTEGRITY] < scalars[P_SENS_THR] * params[i, UP_INTEGRITY]:
+        scale *= scalars[P_DEGRADE]
+    return scale
+
+
+@jit_inline
 def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, unit_sensors: np.ndarray,
                     scalars: np.ndarray, obstacles: np.ndarray, i: int, j: int) -> float:
     """Position noise (m) with which unit i's sensors detect unit j, or NOT_DETECTED.
@@ -30,9 +42,7 @@ def detection_noise(units: np.ndarray, params: np.ndarray, sensors: np.ndarray, 
     own initial integrity sees `factor` as far.
     """
     dx, dy = units[j, US_X] - units[i, US_X], units[j, US_Y] - units[i, US_Y]
-    scale = scalars[P_SCAN_MULT] if units[i, US_SCANNING] != 0.0 else 1.0
-    if units[i, US_INTEGRITY] < scalars[P_SENS_THR] * params[i, UP_INTEGRITY]:
-        scale *= scalars[P_DEGRADE]
+    scale = sensing_scale(units, params, scalars, i)
     if beyond(dx, dy, params[i, UP_SENSOR_REACH] * scale):
         return NOT_DETECTED  # most pairs: out of every sensor's range
     distance = norm(dx, dy)

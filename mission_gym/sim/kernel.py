@@ -12,12 +12,12 @@ from mission_gym.sim.jit import jit, jit_inline
 from mission_gym.config import RING_RADII
 from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, count_down, think, tick_timers
 from mission_gym.sim.dynamics import clear_of_obstacles, command_heading, move_unit, set_heading, wrap_angle
-from mission_gym.sim.engagement import NOT_DETECTED, apply_tag, detection_noise, tag_target
+from mission_gym.sim.engagement import NOT_DETECTED, OUT_OF_SIGHT, apply_tag, detection_noise, tag_target
 from mission_gym.sim.layout import (
     ACT_SCAN, ACT_STOP, ACT_TAG, AS_BEST_DIST, AS_CAPTURE, AS_DECISIONS, AS_MIN_DIST, AS_OBJ_X, AS_OBJ_Y,
     AS_OUTCOME, AS_STALL_REF_CAPTURE, AS_STALL_REF_DIST, AS_STALL_T, AS_TICK, AS_TRAVEL, DS_GUARD_PHASE, DS_MODE,
     DS_TARGET, DS_WAYPOINT, KN_SEEN_T, KN_X, KN_Y, MOVE_HEADINGS_DEG, OUT_ALL_DISABLED, OUT_CAPTURED,
-    OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_ATT_HEADING_JITTER, P_ATT_SPAWN_JITTER, P_CAPTURE_S,
+    OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_ATT_HEADING_JITTER, P_ATT_SENSE_REACH, P_ATT_SPAWN_JITTER, P_CAPTURE_S,
     P_DEF_SPAWN_JITTER, P_DT, P_HEIGHT, P_MAX_TICKS, P_MODE_CDF0, P_MODE_CDF1, P_N_ATT, P_OBJ_JITTER,
     P_OBJ_R, P_OBJ_X, P_OBJ_Y, P_REPEAT, P_SCAN_CD, P_SCAN_ENABLED, P_STALL_CAPTURE, P_STALL_IMPROVE, P_STALL_S,
     P_TAG_ENABLED, P_TAG_RANGE, P_WIDTH, P_WP_JITTER, R_ALL_DISABLED, R_CAPTURE, R_COLLISION, R_DEF_DISABLED, R_DETECTED,
@@ -110,9 +110,9 @@ def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, fi
     for b in range(units.shape[0]):
         raw[b, :] = 0.0
         _apply_actions(b, actions, units, params, action_codes, scalars)
+        _opponent_gaps(b, units, arena, int(scalars[P_N_ATT]))
         think(b, units, brains, arena, waypoints, waypoint_counts, rng, params, sensors, unit_sensors, scalars, obstacles)
         closest_before = arena[b, AS_MIN_DIST]
-        _opponent_gaps(b, units, arena, int(scalars[P_N_ATT]))
         for _ in range(int(scalars[P_REPEAT])):
             _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts, cell_items)
             if arena[b, AS_OUTCOME] != OUT_RUNNING:
@@ -170,7 +170,10 @@ def _tick(b, units, brains, arena, raw, scalars, params, obstacles, cell_starts,
 
 @jit_inline
 def _opponent_gaps(b, units, arena, n_att) -> None:
-    """Start a decision's bookkeeping for _tags: each unit's distance to its nearest live opponent, and no travel."""
+    """Start a decision's bookkeeping: each unit's distance to its nearest live opponent, and no travel yet.
+
+    Two units close by at most twice the farthest any unit has moved (AS_TRAVEL), so a pair that began farther
+    apart than that beyond some range is still out of it: tags and sightings skip such units without a look."""
     n_units = units.shape[1]
     for u in range(n_att, n_units):
         units[b, u, US_GAP] = INF
@@ -191,8 +194,7 @@ def _opponent_gaps(b, units, arena, n_att) -> None:
 
 @jit_inline
 def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units, travel) -> None:
-    # Two units close by at most twice the farthest any unit has moved: a unit whose nearest opponent started
-    # farther than that beyond tag range has nobody to tag this tick, which is most units on most ticks.
+    # Most units on most ticks have nobody within reach (see _opponent_gaps).
     out_of_reach = scalars[P_TAG_RANGE] + 2.0 * travel + 1e-6
     for u in range(n_units):
         unit = units[b, u]
@@ -307,9 +309,10 @@ def _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, un
 @jit_inline
 def _sight_defenders(b, units, known, arena, rng, scalars, params, sensors, unit_sensors, obstacles, n_att) -> None:
     t = arena[b, AS_TICK] * scalars[P_DT]
+    out_of_sight = scalars[P_ATT_SENSE_REACH] * OUT_OF_SIGHT + 2.0 * arena[b, AS_TRAVEL]  # see _opponent_gaps
     for d in range(known.shape[1]):
         u = n_att + d
-        if units[b, u, US_ALIVE] == 0.0:
+        if units[b, u, US_ALIVE] == 0.0 or units[b, u, US_GAP] > out_of_sight:
             continue
         best = NOT_DETECTED
         for a in range(n_att):

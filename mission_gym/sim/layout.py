@@ -57,8 +57,9 @@ N_SENSOR_PARAMS = 4
     P_MODE_CDF0, P_MODE_CDF1, P_REACT_LO, P_REACT_HI, P_RANDOM_PROB, P_HEADING_JITTER, P_WP_JITTER,
     P_DEF_SPAWN_JITTER, P_MEMORY_S, P_GUARD_R, P_ATT_SPAWN_JITTER, P_ATT_HEADING_JITTER, P_OBJ_JITTER,
     P_STALL_S, P_STALL_IMPROVE, P_STALL_CAPTURE, P_N_ATT, P_N_DEF, P_GRID_CELL, P_NAV_INFLATE, P_LIDAR_RANGE,
-) = range(42)
-N_SCALARS = 42
+    P_ATT_SENSE_REACH,
+) = range(43)
+N_SCALARS = 43
 
 # Action codes: 0 STOP, 1..8 the compass moves, then TAG and SCAN (ACTION_NAMES order).
 ACT_STOP, ACT_TAG, ACT_SCAN = 0, ACTION_NAMES.index("TAG"), ACTION_NAMES.index("SCAN")
@@ -154,6 +155,10 @@ def _scalars(config: MissionConfig) -> np.ndarray:
         P_N_ATT: len(config.scenario.attackers), P_N_DEF: len(config.scenario.defenders),
         P_GRID_CELL: GRID_CELL_M, P_NAV_INFLATE: (max(ground) if ground else 0.0) + NAV_MARGIN_M,
         P_LIDAR_RANGE: lidar.range if lidar else 30.0,
+        # The farthest any attacker can sense (scanning): no attacker sees a defender farther from all of them.
+        P_ATT_SENSE_REACH: scan.range_multiplier * max(
+            (config.sensors[name].range for i in range(len(config.scenario.attackers))
+             for name in config.attacker_unit(i).sensors), default=0.0),
     }
     scalars = np.zeros(N_SCALARS)
     for index, value in values.items():
