@@ -147,7 +147,8 @@ def vec_env_rate(config, n: int, seconds: float) -> tuple[float, dict[str, int]]
     calls, elapsed = timed(lambda i: vec.step(actions[i % len(actions)]), seconds / 2 if n == 1 else seconds)
     sim = vec.sim
     arrays = (sim.units, sim.brains, sim.known, sim.arena, sim.waypoints, sim.rng, sim.route_fields.fields,
-              sim.field_slots, sim.raw_rewards, sim.observations, vec.last_reward_components, *sim.params)
+              sim.field_slots, sim.raw_rewards, sim.reward_components, sim.episode_reward_components, sim.rewards,
+              sim.observations, *sim.params)
     memory = {"rss_delta": rss_bytes() - before, "array_bytes": int(sum(a.nbytes for a in arrays)),
               "route_fields": int(sim.route_fields.fields.nbytes)}
     return calls * n / elapsed, memory

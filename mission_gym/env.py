@@ -63,8 +63,6 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
         self.feature_names = self.sim.feature_names
-        self._episode_components = np.zeros_like(self.sim.raw_rewards[0])
-        self._components = np.zeros_like(self.sim.raw_rewards[0])
         self._seeded = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -74,23 +72,21 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
             self.sim.seed(0, seed if seed is not None else int(self.np_random.integers(2**63)))
             self._seeded = True
         self.sim.reset(0)
-        self._episode_components[:] = 0.0
         return self.sim.observations[0].copy(), {"outcome": Outcome.RUNNING.label}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance one decision (action_repeat physics ticks)."""
         sim = self.sim
         sim.step(action)
-        values = np.multiply(sim.raw_rewards[0], sim.params.reward_weights, out=self._components).tolist()
-        self._episode_components += self._components
         outcome = sim.outcome(0)
-        info: dict[str, Any] = {"outcome": outcome.label, "reward_components": dict(zip(REWARD_COMPONENTS, values))}
+        info: dict[str, Any] = {"outcome": outcome.label,
+                                "reward_components": dict(zip(REWARD_COMPONENTS, sim.reward_components[0].tolist()))}
         if outcome is not Outcome.RUNNING:
             info["episode_metrics"] = sim.episode_metrics(0)
-            info["episode_reward_components"] = dict(zip(REWARD_COMPONENTS, self._episode_components.tolist()))
+            info["episode_reward_components"] = dict(zip(REWARD_COMPONENTS, sim.episode_reward_components[0].tolist()))
         terminated = outcome in _TERMINATED
         truncated = outcome in _TRUNCATED
-        return sim.observations[0].copy(), sum(values), terminated, truncated, info
+        return sim.observations[0].copy(), float(sim.rewards[0]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """A top-down RGB frame when render_mode is "rgb_array"."""

@@ -22,7 +22,6 @@ from mission_gym.sim import BatchedSim, Outcome
 from mission_gym.spaces import action_space, observation_space
 
 _TERMINATED = (Outcome.CAPTURED, Outcome.ALL_DISABLED)
-_RUNNING = int(Outcome.RUNNING)  # a plain int: comparing an array with the enum member costs microseconds
 
 
 class MissionVecEnv(VecEnv):
@@ -35,11 +34,14 @@ class MissionVecEnv(VecEnv):
         self.render_mode = render_mode
         self.feature_names = self.sim.feature_names
         super().__init__(n_envs, observation_space(config), action_space(config))
-        self.last_reward_components = np.zeros_like(self.sim.raw_rewards)
-        self._episode_components = np.zeros_like(self.sim.raw_rewards)
         self._actions = np.zeros((n_envs, len(config.scenario.attackers)), dtype=np.int64)
         self._first_seed = int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 2) if seed is None else seed
         self.seed(self._first_seed)
+
+    @property
+    def last_reward_components(self) -> np.ndarray:
+        """The last step's weighted reward components, (n_envs, REWARD_COMPONENTS); the next step overwrites it."""
+        return self.sim.reward_components
 
     def seed_arenas(self, seeds: Sequence[int]) -> None:
         """Give each arena its own seed for the next `reset()` (rather than `seed()`'s seed + i)."""
@@ -54,7 +56,6 @@ class MissionVecEnv(VecEnv):
                 self.sim.seed(i, self._seeds[i])
             self.sim.reset(i)
         self._reset_seeds()
-        self._episode_components[:] = 0.0
         return self.sim.observations.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -63,10 +64,8 @@ class MissionVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         sim = self.sim
         sim.step(self._actions)
-        np.multiply(sim.raw_rewards, sim.params.reward_weights, out=self.last_reward_components)
-        self._episode_components += self.last_reward_components
-        rewards = self.last_reward_components.sum(axis=1).astype(np.float32)
-        dones = sim.outcomes != _RUNNING
+        rewards = sim.rewards.astype(np.float32)
+        dones = sim.finished
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
             infos[i] = self._finish_episode(i, sim.outcome(i))
@@ -78,9 +77,8 @@ class MissionVecEnv(VecEnv):
             "TimeLimit.truncated": outcome not in _TERMINATED,
             "outcome": outcome.label,
             "episode_metrics": self.sim.episode_metrics(i),
-            "episode_reward_components": dict(zip(REWARD_COMPONENTS, self._episode_components[i].tolist())),
+            "episode_reward_components": dict(zip(REWARD_COMPONENTS, self.sim.episode_reward_components[i].tolist())),
         }
-        self._episode_components[i] = 0.0
         self.sim.reset(i)
         return info
 

@@ -7,9 +7,9 @@ import numpy as np
 from mission_gym.config import MissionConfig
 from mission_gym.sim import kernel
 from mission_gym.sim.layout import (
-    AS_CAPTURE, AS_DECISIONS, AS_OBJ_X, AS_OBJ_Y, AS_OUTCOME, AS_TICK, GRID_CELL_M, N_ARENA_STATE, N_DEFENDER_STATE, N_KNOWN_STATE,
-    N_REWARD, N_UNIT_STATE, OUT_ALL_DISABLED, OUT_CAPTURED, OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_HEIGHT,
-    P_NAV_INFLATE, P_OBJ_R, P_WIDTH, US_ALIVE, SimParams, build_params,
+    AS_CAPTURE, AS_DECISIONS, AS_OBJ_X, AS_OBJ_Y, AS_OUTCOME, AS_TICK, GRID_CELL_M, N_ARENA_STATE, N_DEFENDER_STATE,
+    N_KNOWN_STATE, N_REWARD, N_UNIT_STATE, OUT_ALL_DISABLED, OUT_CAPTURED, OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT,
+    P_CAPTURE_S, P_DT, P_HEIGHT, P_NAV_INFLATE, P_OBJ_R, P_WIDTH, US_ALIVE, SimParams, build_params,
 )
 from mission_gym.sim.navigation import blocked_cells, fill_distance_field
 from mission_gym.sim.observation import feature_names
@@ -63,6 +63,9 @@ class BatchedSim:
         self.route_fields = _RouteFields(self.blocked, scalars[P_OBJ_R])
         self.field_slots = np.zeros(n_arenas, dtype=np.int64)
         self.raw_rewards = np.zeros((n_arenas, N_REWARD))
+        self.reward_components = np.zeros((n_arenas, N_REWARD))  # weighted: raw x reward.yaml's weights
+        self.episode_reward_components = np.zeros((n_arenas, N_REWARD))
+        self.rewards = np.zeros(n_arenas)  # the components' sum
         self.observations = np.zeros((n_arenas, len(self.feature_names)), dtype=np.float32)
         self._actions = np.zeros((n_arenas, self.n_attackers), dtype=np.int64)
 
@@ -75,38 +78,42 @@ class BatchedSim:
         p = self.params
         kernel.reset_arena(arena, self.units, self.brains, self.known, self.arena, self.waypoints, self.rng,
                            p.scalars, p.units, p.waypoints, p.waypoint_counts, p.obstacles)
+        self.episode_reward_components[arena] = 0.0
         self.field_slots[arena] = self.route_fields.slot(self.arena[arena, AS_OBJ_X], self.arena[arena, AS_OBJ_Y])
         kernel.write_observation(self.observations[arena], arena, self.units, self.known, self.arena,
                                  self.route_fields.fields[self.field_slots[arena]], p.units, p.scalars, p.obstacles)
 
     def step(self, actions: np.ndarray) -> None:
-        """Advance every arena by one decision; results land in `observations`, `raw_rewards`, `outcomes`."""
+        """Advance every arena by one decision; results land in `observations`, `rewards` (with their
+        `reward_components`, `raw_rewards` and `episode_reward_components`) and `finished`."""
         np.copyto(self._actions, actions, casting="unsafe")
         p = self.params
-        kernel.step_arenas(self._actions, self.units, self.brains, self.known, self.arena, self.waypoints,
-                           self.rng, self.route_fields.fields, self.field_slots, self.raw_rewards, self.observations, p.scalars, p.units,
-                           p.sensors, p.unit_sensors, p.action_codes, p.waypoint_counts, p.obstacles,
-                           p.cell_starts, p.cell_items)
+        kernel.step_arenas(self._actions, self.units, self.brains, self.known, self.arena, self.waypoints, self.rng,
+                           self.route_fields.fields, self.field_slots, self.raw_rewards, self.reward_components,
+                           self.episode_reward_components, self.rewards, self.observations, p.scalars, p.units,
+                           p.sensors, p.unit_sensors, p.action_codes, p.waypoint_counts, p.obstacles, p.cell_starts,
+                           p.cell_items, p.reward_weights)
 
     def outcome(self, arena: int) -> Outcome:
         """How one arena's episode stands."""
         return _OUTCOMES[int(self.arena[arena, AS_OUTCOME])]
 
     @property
-    def outcomes(self) -> np.ndarray:
-        """Outcome code per arena (see :class:`Outcome`)."""
-        return self.arena[:, AS_OUTCOME].astype(np.int64)
+    def finished(self) -> np.ndarray:
+        """True for each arena whose episode has ended."""
+        return self.arena[:, AS_OUTCOME] != OUT_RUNNING
 
     def episode_metrics(self, arena: int) -> dict[str, float | int | str]:
         """Summary numbers of one arena's current episode."""
-        n_att = self.n_attackers
+        row = self.arena[arena]
+        alive = self.units[arena, :, US_ALIVE].tolist()
         return {
-            "outcome": Outcome(int(self.arena[arena, AS_OUTCOME])).label,
-            "decisions": int(self.arena[arena, AS_DECISIONS]),
-            "seconds": float(self.arena[arena, AS_TICK] * self.config.world.physics.tick_hz ** -1),
-            "capture_progress": float(self.arena[arena, AS_CAPTURE] / self.config.scenario.objective.capture_seconds),
-            "attackers_alive": int(self.units[arena, :n_att, US_ALIVE].sum()),
-            "defenders_alive": int(self.units[arena, n_att:, US_ALIVE].sum()),
+            "outcome": _OUTCOMES[int(row[AS_OUTCOME])].label,
+            "decisions": int(row[AS_DECISIONS]),
+            "seconds": float(row[AS_TICK] * self.params.scalars[P_DT]),
+            "capture_progress": float(row[AS_CAPTURE] / self.params.scalars[P_CAPTURE_S]),
+            "attackers_alive": int(sum(alive[:self.n_attackers])),
+            "defenders_alive": int(sum(alive[self.n_attackers:])),
         }
 
 

@@ -103,10 +103,11 @@ def _reset_defender(b, d, brains, known, waypoints, rng, scalars, params, base_w
 
 
 @jit
-def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, field_slots, raw, obs,
-                scalars, params, sensors, unit_sensors, action_codes, waypoint_counts, obstacles,
-                cell_starts, cell_items) -> None:
-    """Advance every arena by one decision. `raw` receives this decision's raw reward quantities."""
+def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, field_slots, raw, components,
+                episode_components, rewards, obs, scalars, params, sensors, unit_sensors, action_codes, waypoint_counts,
+                obstacles, cell_starts, cell_items, reward_weights) -> None:
+    """Advance every arena by one decision. `raw` receives this decision's raw reward quantities, `components`
+    them weighted (also added to `episode_components`), and `rewards` their sum."""
     for b in range(units.shape[0]):
         raw[b, :] = 0.0
         _apply_actions(b, actions, units, params, action_codes, scalars)
@@ -119,7 +120,19 @@ def step_arenas(actions, units, brains, known, arena, waypoints, rng, fields, fi
                 break
         raw[b, R_POTENTIAL] = closest_before - arena[b, AS_MIN_DIST]
         _end_decision(b, units, known, arena, raw, rng, scalars, params, sensors, unit_sensors, obstacles)
+        _weigh_rewards(b, raw, reward_weights, components, episode_components, rewards)
         write_observation(obs[b], b, units, known, arena, fields[field_slots[b]], params, scalars, obstacles)
+
+
+@jit_inline
+def _weigh_rewards(b, raw, weights, components, episode_components, rewards) -> None:
+    total = 0.0
+    for c in range(raw.shape[1]):
+        value = raw[b, c] * weights[c]
+        components[b, c] = value
+        episode_components[b, c] += value
+        total += value
+    rewards[b] = total
 
 
 @jit_inline
