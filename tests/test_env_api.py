@@ -156,8 +156,16 @@ def test_vec_env_auto_reset_gives_terminal_observation(config_dir):
         assert info["episode_metrics"]["decisions"] == 4
         assert info["episode_reward_components"]["timeout_penalty"] == -20.0
         assert rewards[i] == pytest.approx(sum(vec.last_reward_components[i]), abs=1e-5)
-    observations, _, dones, infos = vec.step(np.ones((3, 4), dtype=np.int64))
+    observations, rewards, dones, infos = vec.step(np.ones((3, 4), dtype=np.int64))
     assert not dones.any() and infos == [{}, {}, {}]
+    returns = rewards.astype(np.float64)
+    for _ in range(3):  # the rest of the second episode: its totals start from zero
+        _, rewards, dones, infos = vec.step(np.ones((3, 4), dtype=np.int64))
+        returns += rewards
+    assert dones.all()
+    for i, info in enumerate(infos):
+        assert info["episode_reward_components"]["timeout_penalty"] == -20.0
+        assert sum(info["episode_reward_components"].values()) == pytest.approx(returns[i], abs=1e-4)
     assert np.all(observations[:, index] == np.float32(0.75))
 
 
