@@ -236,17 +236,19 @@ def _tags(b, units, raw, scalars, params, obstacles, n_att, n_units, travel) -> 
 @jit_inline
 def _capture(b, units, arena, raw, scalars, n_att) -> float:
     """Advance the capture by one tick; returns the closest live attacker's distance to the objective (INF
-    when none is left), which _progress needs too: one square root per attacker and tick."""
+    when none is left), which _progress needs too: one square root per tick."""
     dt = scalars[P_DT]
     inside = 0
     closest = INF
+    zone = scalars[P_OBJ_R] * scalars[P_OBJ_R]
     for a in range(n_att):
         unit = units[b, a]
         if unit[US_ALIVE] == 0.0:
             continue
-        distance = norm(unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y])
-        closest = min(closest, distance)
-        if distance <= scalars[P_OBJ_R]:
+        dx, dy = unit[US_X] - arena[b, AS_OBJ_X], unit[US_Y] - arena[b, AS_OBJ_Y]
+        squared = dx * dx + dy * dy
+        closest = min(closest, squared)
+        if squared <= zone:
             inside += 1
             if unit[US_ENTERED] == 0.0:
                 unit[US_ENTERED] = 1.0
@@ -258,7 +260,7 @@ def _capture(b, units, arena, raw, scalars, n_att) -> float:
         raw[b, R_ZONE_TIME] += inside * dt
     else:
         arena[b, AS_STALL_T] += dt  # the stagnation clock is paused while any attacker holds the zone
-    return closest
+    return np.sqrt(closest) if closest < INF else INF
 
 
 @jit_inline
