@@ -62,13 +62,13 @@ def move_unit(unit: np.ndarray, params: np.ndarray, scalars: np.ndarray, obstacl
     if params[UP_AIR] == 0.0:
         cell = _cell_of(x, y, scalars[P_WIDTH], scalars[P_HEIGHT])
         first, last = cell_starts[cell], cell_starts[cell + 1]
-        x, y, pushed = _slide_out(x, y, radius, obstacles, cell_items[first:last])
+        x, y, pushed = _slide_out(x, y, radius, obstacles, cell_items, first, last)
         if pushed:
             # A push can carry the unit back over the edge (an obstacle near the edge pushes toward it): clamp
             # again, and if that puts it back into the obstacle it is wedged; stay where it was (a free spot
             # inside the arena). Unpushed moves are free by construction.
             x, y, _ = _clamp_to_arena(x, y, radius, scalars[P_WIDTH], scalars[P_HEIGHT])
-            if _overlaps(x, y, radius, obstacles, cell_items[first:last]):
+            if _overlaps(x, y, radius, obstacles, cell_items, first, last):
                 x, y, unit[US_SPEED] = old_x, old_y, 0.0
         hit = hit or pushed
     unit[US_X], unit[US_Y] = x, y
@@ -106,12 +106,14 @@ def _clamp_to_arena(x: float, y: float, r: float, width: float, height: float) -
 
 
 @jit_inline
-def _slide_out(x: float, y: float, r: float, obstacles: np.ndarray, nearby: np.ndarray) -> tuple[float, float, bool]:
+def _slide_out(x: float, y: float, r: float, obstacles: np.ndarray, cell_items: np.ndarray, first: int,
+               last: int) -> tuple[float, float, bool]:
+    # The nearby obstacles are cell_items[first:last], walked by index (a slice costs bounds arithmetic).
     pushed = False
     for _ in range(_PUSH_PASSES):
         moved = False
-        for k in nearby:
-            ob = obstacles[k]
+        for i in range(first, last):
+            ob = obstacles[cell_items[i]]
             dx, dy, reach = x - ob[OB_X], y - ob[OB_Y], ob[OB_BOUND] + r
             if dx * dx + dy * dy >= reach * reach:
                 continue
@@ -127,9 +129,10 @@ def _slide_out(x: float, y: float, r: float, obstacles: np.ndarray, nearby: np.n
 
 
 @jit_inline
-def _overlaps(x: float, y: float, r: float, obstacles: np.ndarray, nearby: np.ndarray) -> bool:
-    for k in nearby:
-        if _overlaps_obstacle(x, y, r, obstacles[k]):
+def _overlaps(x: float, y: float, r: float, obstacles: np.ndarray, cell_items: np.ndarray, first: int,
+              last: int) -> bool:
+    for i in range(first, last):
+        if _overlaps_obstacle(x, y, r, obstacles[cell_items[i]]):
             return True
     return False
 
