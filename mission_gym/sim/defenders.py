@@ -34,8 +34,9 @@ def think(b: int, units: np.ndarray, brains: np.ndarray, arena: np.ndarray, wayp
         u = n_att + d
         if units[b, u, US_ALIVE] == 0.0:
             continue
-        # The nearest attacker beyond this defender's sensors (the kernel's gap of this decision): nothing to see.
-        if units[b, u, US_GAP] <= params[u, UP_SENSOR_REACH] * sensing_scale(units[b], params, scalars, u) * OUT_OF_SIGHT:
+        # Nothing to perceive when the nearest attacker (US_GAP, kept by the kernel) is beyond every sensor.
+        reach = params[u, UP_SENSOR_REACH] * sensing_scale(units[b], params, scalars, u) * OUT_OF_SIGHT
+        if units[b, u, US_GAP] <= reach:
             _perceive(b, u, d, units, brains, arena, rng, params, sensors, unit_sensors, scalars, obstacles)
         gx, gy = _goal(b, u, d, units, brains, arena, waypoints, waypoint_counts, params, scalars)
         _command(b, u, gx, gy, units, rng, params, scalars, obstacles)
