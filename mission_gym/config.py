@@ -7,6 +7,7 @@ names the file, the key path and the bad value, and says what would fix it.
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -399,9 +400,21 @@ def _read_bytes(path: Path) -> bytes:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers like `1e-3` as YAML 1.2 does: floats, not strings (so they validate
+    and hash like `0.001`)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _parse_yaml(path: Path, raw: bytes) -> Any:
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=YamlLoader)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):

@@ -195,6 +195,13 @@ def test_config_hash_ignores_formatting_and_changes_with_content(config_dir):
     # An integer written as a float is the same value.
     floats = load_config(config_dir({"world.yaml": {"obstacles[0].x": 50.0, "obstacles[0].y": 40.0}}))
     assert floats.config_hash == reference.config_hash
+    # Exponent notation is a number too (PyYAML alone reads `5e1` as a string).
+    exponent_dir = config_dir()
+    world = exponent_dir / "world.yaml"
+    world.write_text(re.sub(r"\bx: 50\b", "x: 5e1", world.read_text(), count=1))
+    assert world.read_text() != (config_dir() / "world.yaml").read_text()
+    exponent = load_config(exponent_dir)
+    assert exponent.config_hash == reference.config_hash and exponent.world.obstacles[0].x == 50.0
     # Any value changing changes the hash.
     for edit in ({"world.yaml": {"obstacles[0].x": 50.5}},
                  {"reward.yaml": {"components.win_bonus.enabled": False}},

@@ -18,6 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
 
+from mission_gym.config import YamlLoader
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
 from mission_gym.runs.checkpoints import model_files
 from mission_gym.runs.lineage import RunFolder, active_run, lineage_members, parent_names, read_run_folder, scan_runs
@@ -74,7 +75,7 @@ class RetentionPolicy(BaseModel):
     def from_yaml(cls, path: str | os.PathLike[str]) -> RetentionPolicy:
         """Load and validate a policy file; ConfigError names the file and the bad key."""
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YamlLoader) or {}
             return cls.model_validate(data)
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read retention policy ({exc})") from None
