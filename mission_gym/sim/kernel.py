@@ -1,8 +1,8 @@
 """The two compiled entry points: reset an arena, and advance every arena by one decision.
 
 One decision = `action_repeat` physics ticks. Per tick: move, tick timers, tag, capture, termination checks.
-Raw reward quantities (one column per REWARD_COMPONENTS entry) are accumulated here; weights are applied by
-the caller, so a component's toggle and weight live in one place (reward.yaml).
+Raw reward quantities (one column per REWARD_COMPONENTS entry) are accumulated per decision, then weighted
+by reward.yaml's weights (0 for a disabled component) and summed at its end.
 """
 
 import numpy as np

@@ -157,13 +157,18 @@ def _scalars(config: MissionConfig) -> np.ndarray:
         P_LIDAR_RANGE: lidar.range if lidar else 30.0,
         # The farthest any attacker can sense (scanning): no attacker sees a defender farther from all of them.
         P_ATT_SENSE_REACH: scan.range_multiplier * max(
-            (config.sensors[name].range for i in range(len(config.scenario.attackers))
-             for name in config.attacker_unit(i).sensors), default=0.0),
+            (_sensor_reach(config, config.attacker_unit(i)) for i in range(len(config.scenario.attackers))),
+            default=0.0),
     }
     scalars = np.zeros(N_SCALARS)
     for index, value in values.items():
         scalars[index] = value
     return scalars
+
+
+def _sensor_reach(config: MissionConfig, unit) -> float:
+    """The longest range among a unit type's sensors (0 without any)."""
+    return max((config.sensors[name].range for name in unit.sensors), default=0.0)
 
 
 def _unit_row(config: MissionConfig, unit, spawn, attacker: bool) -> list[float]:
@@ -177,7 +182,7 @@ def _unit_row(config: MissionConfig, unit, spawn, attacker: bool) -> list[float]
     row[UP_CAN_TAG], row[UP_CAN_SCAN] = float("TAG" in unit.actions), float("SCAN" in unit.actions)
     row[UP_SPAWN_X], row[UP_SPAWN_Y], row[UP_SPAWN_HEADING] = spawn.x, spawn.y, math.radians(spawn.heading)
     row[UP_ATTACKER] = float(attacker)
-    row[UP_SENSOR_REACH] = max((config.sensors[name].range for name in unit.sensors), default=0.0)
+    row[UP_SENSOR_REACH] = _sensor_reach(config, unit)
     max_turn = row[UP_TURN_RATE] * (1.0 / config.world.physics.tick_hz)  # as the kernel computes it
     row[UP_TURN_COS], row[UP_TURN_SIN] = math.cos(max_turn), math.sin(max_turn)
     return row
