@@ -14,11 +14,10 @@ from urllib.parse import quote
 
 import dagster as dg
 
-from mission_gym.evaluation import EVALUATIONS_DIR
 from mission_gym.runs.checkpoints import run_model
+from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import children
 from mission_gym.runs.record import RunRecord, read_json, sha256_file
-from mission_gym.training import METRICS_FILE, TENSORBOARD_DIR
 
 CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
 CHECKPOINT = dg.AssetKey("checkpoint")
@@ -92,7 +91,7 @@ def latest_model(runs_root: Path, record: RunRecord) -> tuple[str, int, str] | N
 
 def last_metrics(run_dir: Path) -> dict[str, Any]:
     """The last complete line of the run's metrics.jsonl ({} without one); reads only the file's tail."""
-    path = run_dir / METRICS_FILE
+    path = RunPaths(run_dir).metrics
     try:
         with path.open("rb") as handle:
             handle.seek(0, 2)
@@ -136,7 +135,7 @@ def checkpoint_metadata(runs_root: Path, record: RunRecord, records: list[RunRec
         "observation_space": dg.MetadataValue.json(record.spaces.observation),
         "action_space": dg.MetadataValue.json(record.spaces.action),
         "hyperparameters": dg.MetadataValue.json(record.hyperparameters),
-        "tensorboard": dg.MetadataValue.path(f"{record.run_name}/{TENSORBOARD_DIR}"),
+        "tensorboard": dg.MetadataValue.path(RunPaths(Path(record.run_name)).tensorboard.as_posix()),
     }
     for name in ("ep_return_mean", "capture_rate"):
         if isinstance(metrics.get(name), (int, float)):
@@ -207,9 +206,9 @@ class EvaluationFile:
 
 def latest_evaluation(runs_root: Path, record: RunRecord) -> EvaluationFile | None:
     """The report of the highest-step model the run recorded that has one (None without reports)."""
-    folder = runs_root / record.run_name / EVALUATIONS_DIR
+    paths = RunPaths.of(runs_root, record.run_name)
     for entry in sorted(record.checkpoints, key=lambda e: e.step, reverse=True):
-        path = folder / f"{Path(entry.file).stem}.json"
+        path = paths.evaluation(entry.file)
         try:
             return EvaluationFile(path, record.run_name, read_json(path))
         except (FileNotFoundError, ValueError):  # not evaluated, or not JSON: try the next model

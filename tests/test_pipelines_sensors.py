@@ -13,10 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from pipelines_support import values
-from runs_factory import make_broken_run, make_run
+from runs_factory import checkpoint_entry, make_broken_run, make_run, update_record
 
-from mission_gym.runs.checkpoints import checkpoint_entry
-from mission_gym.runs.record import load_record, update_record
+from mission_gym.runs.record import load_record
 from mission_gym_pipelines.cleanup import cleanup_runs
 from mission_gym_pipelines.definitions import defs
 from mission_gym_pipelines.events import CHECKPOINT, CONFIG_SNAPSHOT, EVALUATION_REPORT, PARENT_CHECK

@@ -19,23 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.layout import RUN_MARKERS
 from mission_gym.runs.naming import unknown_run_message
-from mission_gym.runs.record import (
-    CHECKPOINTS_DIR,
-    FINAL_MODEL_FILE,
-    LIVE_HEARTBEAT_S,
-    RUN_RECORD_FILE,
-    RunRecord,
-    load_record,
-    utc_now,
-)
-
-# Any of these in a folder without a valid run.json marks a broken run (lineage.json: the older system's
-# record); a non-empty folder with none of them is something else a user keeps there and is left alone.
-RUN_MARKERS = frozenset(
-    {RUN_RECORD_FILE, CHECKPOINTS_DIR, FINAL_MODEL_FILE, "configs", "metrics.jsonl", "tensorboard", "evaluations",
-     "lineage.json"}
-)  # fmt: skip
+from mission_gym.runs.record import LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
 
 
 @dataclass(frozen=True)
