@@ -37,17 +37,11 @@ from typing import Any
 import numpy as np
 
 from mission_gym.errors import MissionGymError, RunNameError
-from mission_gym.runs.layout import (
-    DASHBOARD_FILE,
-    FINAL_MODEL_FILE,
-    RUN_RECORD_FILE,
-    RunPaths,
-    checkpoint_step,
-    dashboard_file,
-)
+from mission_gym.runs.layout import DASHBOARD_FILE, RUN_RECORD_FILE, RunPaths, dashboard_file
 from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import RunRecord, atomic_write_text, load_record, utc_now
+from mission_gym.runs.reports import latest_report_path
 
 __all__ = ["ACTIVE", "DASHBOARD_FILE", "MAX_CURVE_POINTS", "REFRESH_S", "generate_unified_dashboard"]
 
@@ -282,26 +276,11 @@ def _nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _evaluation_rank(path: Path) -> tuple[int, str]:
-    """Newest report first: by the checkpoint step in its name, final_model after every checkpoint."""
-    if path.stem == Path(FINAL_MODEL_FILE).stem:
-        return (2**63, path.name)
-    try:
-        return (checkpoint_step(f"{path.stem}.zip"), path.name)
-    except ValueError:
-        return (-1, path.name)
-
-
 def _latest_evaluation(run_dir: Path, cache: _RootCache) -> _Evaluation | None:
-    """The run's newest evaluation report, parsed again only when that file changed."""
-    try:
-        folder = RunPaths(run_dir).evaluations_dir.iterdir()
-        reports = [p for p in folder if p.suffix == ".json" and not p.name.startswith(".")]  # "." = temp file
-    except OSError:
+    """The run's latest evaluation report (runs/reports.py's rule), parsed again only when that file changed."""
+    newest = latest_report_path(run_dir)
+    if newest is None:
         return None
-    if not reports:
-        return None
-    newest = max(reports, key=_evaluation_rank)
     key = _file_key(newest)
     cached = cache.evaluations.get(newest)
     if key is None or (cached is not None and cached[0] == key):

@@ -19,12 +19,12 @@ from mission_gym.runs.checkpoints import run_model
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.record import RunRecord, load_record
+from mission_gym.runs.reports import EvaluationFile
 from mission_gym_pipelines.events import (
     CHECKPOINT,
     CONFIG_SNAPSHOT,
     EVALUATION_REPORT,
     PARENT_CHECK,
-    EvaluationFile,
     checkpoint_metadata,
     config_snapshot_metadata,
     evaluation_metadata,

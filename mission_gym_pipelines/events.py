@@ -7,7 +7,6 @@ asset to another partition of the same asset by data; see docs/dagster.md).
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,8 @@ import dagster as dg
 from mission_gym.runs.checkpoints import run_model
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import children
-from mission_gym.runs.record import RunRecord, read_json, sha256_file
+from mission_gym.runs.record import RunRecord, sha256_file
+from mission_gym.runs.reports import EvaluationFile
 
 CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
 CHECKPOINT = dg.AssetKey("checkpoint")
@@ -184,36 +184,6 @@ def _check(record: RunRecord, passed: bool, description: str, metadata: dict[str
 
 
 # --- evaluation report --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EvaluationFile:
-    """One evaluation report on disk (`<run>/evaluations/<checkpoint-stem>.json`) and its content."""
-
-    path: Path
-    run_name: str
-    report: dict[str, Any]
-
-    @property
-    def checkpoint(self) -> str:
-        """The evaluated model, relative to the runs root."""
-        return str(self.report["checkpoint"])
-
-    @property
-    def step(self) -> int:
-        return int(self.report["step"])
-
-
-def latest_evaluation(runs_root: Path, record: RunRecord) -> EvaluationFile | None:
-    """The report of the highest-step model the run recorded that has one (None without reports)."""
-    paths = RunPaths.of(runs_root, record.run_name)
-    for entry in sorted(record.checkpoints, key=lambda e: e.step, reverse=True):
-        path = paths.evaluation(entry.file)
-        try:
-            return EvaluationFile(path, record.run_name, read_json(path))
-        except (FileNotFoundError, ValueError):  # not evaluated, or not JSON: try the next model
-            continue
-    return None
 
 
 def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str, Any]:
