@@ -29,7 +29,7 @@ import math
 import os
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ import numpy as np
 
 from mission_gym.errors import MissionGymError, RunNameError
 from mission_gym.runs.layout import DASHBOARD_FILE, RUN_RECORD_FILE, RunPaths, dashboard_file
-from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries
+from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries, walk_forest
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import RunRecord, atomic_write_text, load_record, utc_now
 from mission_gym.runs.reports import latest_report_path
@@ -346,23 +346,12 @@ class _Row:
 def _rows(root: Path, records: list[RunRecord], cache: _RootCache, active: RunRecord | None) -> list[_Row]:
     """Runs in display order; a record's folder is `root/run_name` (load_record checked the name)."""
     rows = []
-    for node, tree_parent in _walk(lineage_forest(records)):
+    for node in walk_forest(lineage_forest(records)):
         paths = RunPaths.of(root, node.name)
         is_active = active is not None and active.run_name == node.name
         curve = _read_curve(paths.metrics, cache)
-        rows.append(_Row(node, tree_parent, is_active, curve, _latest_evaluation(paths.root, cache)))
+        rows.append(_Row(node, node.tree_parent, is_active, curve, _latest_evaluation(paths.root, cache)))
     return rows
-
-
-def _walk(roots: Sequence[TreeNode]) -> Iterator[tuple[TreeNode, str | None]]:
-    """Depth-first with (node, tree parent name); siblings by most recent activity in their subtree, so
-    the path to the active run is always the first branch of its tree (lineage_forest orders roots)."""
-    stack: list[tuple[TreeNode, str | None]] = [(n, None) for n in reversed(roots)]
-    while stack:
-        node, parent = stack.pop()
-        yield node, parent
-        kids = sorted(node.children, key=lambda c: (c.activity, c.name))  # oldest first: popped last
-        stack.extend((child, node.name) for child in kids)
 
 
 # --- formatting ---------------------------------------------------------------------------------------
