@@ -193,14 +193,13 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
-    out = RunPaths(target.run_dir or target.model_path.parent)
+    out, model_path = RunPaths(target.run_dir or target.model_path.parent), target.model_path
     out.evaluations_dir.mkdir(exist_ok=True)
-    written = [out.evaluation(target.model_path, suffix) for suffix in (".json", ".md", *((".gif",) if gif else ()))]
-    atomic_write_json(written[0], report)
-    atomic_write_text(written[1], report_markdown(report))
+    atomic_write_json(out.evaluation(model_path, ".json"), report)
+    atomic_write_text(out.evaluation(model_path, ".md"), report_markdown(report))
     if gif:
-        atomic_write_bytes(written[2], replay_gif(policy, target.config, seeds[0], deterministic))
-    report["files"] = [str(path) for path in written]
+        atomic_write_bytes(out.evaluation(model_path, ".gif"), replay_gif(policy, target.config, seeds[0], deterministic))
+    report["files"] = [str(out.evaluation(model_path, suffix)) for suffix in (".json", ".md", *((".gif",) if gif else ()))]
     return report
 
 
