@@ -11,6 +11,7 @@
 Runs in a temporary DAGSTER_HOME and runs folder; prints the numbers.
 """
 
+import datetime as dt
 import json
 import os
 import statistics
@@ -26,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the `dagster dev` harness the UI
 
 from dagster_server import DagsterServer, running_dagster  # noqa: E402
 
-from mission_gym.runs.record import load_record, parse_iso  # noqa: E402
+from mission_gym.runs.record import load_record  # noqa: E402
 from mission_gym_pipelines.events import CHECKPOINT  # noqa: E402
 from mission_gym_pipelines.partitions import run_partitions  # noqa: E402
 from mission_gym_pipelines.reported import TRAINING_RUN_TAG  # noqa: E402
@@ -66,7 +67,7 @@ def seconds_to_first_step(server: DagsterServer, runs_root: Path) -> dict[str, f
             first_row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
             return {"worker started": run["startTime"] - launched_at,
                     "run folder created": load_record(run_dir).created_at.timestamp() - launched_at,
-                    "first step": parse_iso(first_row["time"]).timestamp() - launched_at}
+                    "first step": dt.datetime.fromisoformat(first_row["time"]).timestamp() - launched_at}
         time.sleep(0.2)
     raise TimeoutError(f"training run {run_id} unfinished after 120 s")
 

@@ -29,7 +29,7 @@ import math
 import os
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +37,14 @@ from typing import Any
 import numpy as np
 
 from mission_gym.errors import MissionGymError, RunNameError
-from mission_gym.runs.checkpoints import FINAL_MODEL_FILE, checkpoint_step
-from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries
+from mission_gym.runs.layout import DASHBOARD_FILE, RUN_RECORD_FILE, RunPaths, dashboard_file
+from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries, walk_forest
 from mission_gym.runs.naming import unknown_run_message
-from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_text, load_record, utc_now
+from mission_gym.runs.record import RunRecord, atomic_write_text, load_record, utc_now
+from mission_gym.runs.reports import latest_report_path
 
 __all__ = ["ACTIVE", "DASHBOARD_FILE", "MAX_CURVE_POINTS", "REFRESH_S", "generate_unified_dashboard"]
 
-DASHBOARD_FILE = "dashboard.html"
-METRICS_FILE = "metrics.jsonl"
-EVALUATIONS_DIR = "evaluations"
 REFRESH_S = 5
 MAX_CURVE_POINTS = 300
 ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's lineage" (wins over a run so named)
@@ -78,7 +76,7 @@ def generate_unified_dashboard(
         cache.prune({root / r.run_name for r in records} | {root / name for name, _ in problems})
         # Rendering fills the curves' SVG cache, so it stays under the lock too.
         page = _render_page(title, rows, problems if lineage_filter is None else [], utc_now())
-    target = Path(output) if output is not None else root / DASHBOARD_FILE
+    target = Path(output) if output is not None else dashboard_file(root)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, page)
     return target
@@ -174,7 +172,7 @@ def _scan(root: Path, cache: _RootCache) -> tuple[list[RunRecord], list[tuple[st
 
 def _cached_record(run_dir: Path, cache: _RootCache) -> RunRecord | str:
     """The run's record (or why it has none), parsed again only when run.json changed."""
-    path = run_dir / RUN_RECORD_FILE
+    path = RunPaths(run_dir).record
     key = _file_key(path)
     if key is None:
         return f"{RUN_RECORD_FILE} missing (a run starting up, or an incomplete folder)"
@@ -278,26 +276,11 @@ def _nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _evaluation_rank(path: Path) -> tuple[int, str]:
-    """Newest report first: by the checkpoint step in its name, final_model after every checkpoint."""
-    if path.stem == Path(FINAL_MODEL_FILE).stem:
-        return (2**63, path.name)
-    try:
-        return (checkpoint_step(f"{path.stem}.zip"), path.name)
-    except ValueError:
-        return (-1, path.name)
-
-
 def _latest_evaluation(run_dir: Path, cache: _RootCache) -> _Evaluation | None:
-    """The run's newest evaluation report, parsed again only when that file changed."""
-    try:
-        folder = (run_dir / EVALUATIONS_DIR).iterdir()
-        reports = [p for p in folder if p.suffix == ".json" and not p.name.startswith(".")]  # "." = temp file
-    except OSError:
+    """The run's latest evaluation report (runs/reports.py's rule), parsed again only when that file changed."""
+    newest = latest_report_path(run_dir)
+    if newest is None:
         return None
-    if not reports:
-        return None
-    newest = max(reports, key=_evaluation_rank)
     key = _file_key(newest)
     cached = cache.evaluations.get(newest)
     if key is None or (cached is not None and cached[0] == key):
@@ -363,23 +346,12 @@ class _Row:
 def _rows(root: Path, records: list[RunRecord], cache: _RootCache, active: RunRecord | None) -> list[_Row]:
     """Runs in display order; a record's folder is `root/run_name` (load_record checked the name)."""
     rows = []
-    for node, tree_parent in _walk(lineage_forest(records)):
-        run_dir = root / node.name
+    for node in walk_forest(lineage_forest(records)):
+        paths = RunPaths.of(root, node.name)
         is_active = active is not None and active.run_name == node.name
-        curve = _read_curve(run_dir / METRICS_FILE, cache)
-        rows.append(_Row(node, tree_parent, is_active, curve, _latest_evaluation(run_dir, cache)))
+        curve = _read_curve(paths.metrics, cache)
+        rows.append(_Row(node, node.tree_parent, is_active, curve, _latest_evaluation(paths.root, cache)))
     return rows
-
-
-def _walk(roots: Sequence[TreeNode]) -> Iterator[tuple[TreeNode, str | None]]:
-    """Depth-first with (node, tree parent name); siblings by most recent activity in their subtree, so
-    the path to the active run is always the first branch of its tree (lineage_forest orders roots)."""
-    stack: list[tuple[TreeNode, str | None]] = [(n, None) for n in reversed(roots)]
-    while stack:
-        node, parent = stack.pop()
-        yield node, parent
-        kids = sorted(node.children, key=lambda c: (c.activity, c.name))  # oldest first: popped last
-        stack.extend((child, node.name) for child in kids)
 
 
 # --- formatting ---------------------------------------------------------------------------------------

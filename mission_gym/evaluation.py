@@ -25,12 +25,11 @@ from mission_gym.ppo import load_model
 from mission_gym.render import render_frame
 from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
-from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
+from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
+from mission_gym.runs.record import RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
-from mission_gym.training import CONFIG_SNAPSHOT_DIR
 from mission_gym.vec_env import MissionVecEnv
 
-EVALUATIONS_DIR = "evaluations"
 BOOTSTRAP_SAMPLES = 2000
 Z_95 = 1.959963984540054
 GIF_FRAME_MS = 100
@@ -146,24 +145,22 @@ class EvaluationTarget:
 def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) -> EvaluationTarget:
     """Resolve the model and choose the config: its run's snapshot unless `config_dir` is given."""
     path = resolve_checkpoint(model, runs_root)
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    record = load_record(run_dir) if (run_dir / RUN_RECORD_FILE).is_file() else None
-    if record is None:
-        run_dir = None
-    else:
-        verify_checkpoint(path, run_dir.parent)  # a report must describe the checkpoint the run wrote
+    paths = RunPaths.of_model(path)
+    record = load_record(paths.root) if paths.record.is_file() else None
+    if record is not None:
+        verify_checkpoint(path, paths.root.parent)  # a report must describe the checkpoint the run wrote
     if config_dir is None:
-        if run_dir is None:
+        if record is None:
             raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "
                                   "no config snapshot to use; pass --config-dir")
-        config_dir = run_dir / CONFIG_SNAPSHOT_DIR
+        config_dir = paths.config_snapshot
     config = load_config(config_dir)
     if record is not None:
         try:
             check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
-    return EvaluationTarget(path, run_dir, record, Path(config_dir), config)
+    return EvaluationTarget(path, paths.root if record else None, record, Path(config_dir), config)
 
 
 def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, episodes: int | None = None,
@@ -196,14 +193,13 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
-    out_dir = (target.run_dir or target.model_path.parent) / EVALUATIONS_DIR
-    out_dir.mkdir(exist_ok=True)
-    stem = target.model_path.stem
-    atomic_write_json(out_dir / f"{stem}.json", report)
-    atomic_write_text(out_dir / f"{stem}.md", report_markdown(report))
+    out, model_path = RunPaths(target.run_dir or target.model_path.parent), target.model_path
+    out.evaluations_dir.mkdir(exist_ok=True)
+    atomic_write_json(out.evaluation(model_path, ".json"), report)
+    atomic_write_text(out.evaluation(model_path, ".md"), report_markdown(report))
     if gif:
-        atomic_write_bytes(out_dir / f"{stem}.gif", replay_gif(policy, target.config, seeds[0], deterministic))
-    report["files"] = [str(out_dir / f"{stem}.{ext}") for ext in ("json", "md", *(("gif",) if gif else ()))]
+        atomic_write_bytes(out.evaluation(model_path, ".gif"), replay_gif(policy, target.config, seeds[0], deterministic))
+    report["files"] = [str(out.evaluation(model_path, suffix)) for suffix in (".json", ".md", *((".gif",) if gif else ()))]
     return report
 
 

@@ -27,24 +27,21 @@ from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
+from mission_gym.evaluation import run_episodes, summarize
 from mission_gym.imitation import imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
-from mission_gym.runs.checkpoints import (
-    checkpoint_file_name, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
-)
+from mission_gym.runs.checkpoints import prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
+from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
 from mission_gym.runs.record import (
-    CHECKPOINTS_DIR, FINAL_MODEL_FILE, CheckpointEntry, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
+    CheckpointEntry, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
     atomic_write_bytes, git_info, load_record, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
 from mission_gym.vec_env import MissionVecEnv
 
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
-CONFIG_SNAPSHOT_DIR = "configs"
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
 
@@ -194,8 +191,9 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
     plan = plan or plan_run(settings)
     run_dir = reserve_run_dir(settings.runs_root, plan.run_name)
     record = _initial_record(plan, run_dir.name)
-    shutil.copytree(settings.config_dir, run_dir / CONFIG_SNAPSHOT_DIR, ignore=_only_config_files)
-    (run_dir / CHECKPOINTS_DIR).mkdir()
+    paths = RunPaths(run_dir)
+    shutil.copytree(settings.config_dir, paths.config_snapshot, ignore=_only_config_files)
+    paths.checkpoints_dir.mkdir()
     save_record(run_dir, record)
     tracker = RunTracker(run_dir, record, settings)
     try:
@@ -248,7 +246,7 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
-    tensorboard = str(run_dir / TENSORBOARD_DIR) if settings.tensorboard else None
+    tensorboard = str(RunPaths(run_dir).tensorboard) if settings.tensorboard else None
     ppo_args = hp.model_dump(exclude={"net_arch"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
@@ -275,6 +273,7 @@ class RunTracker(BaseCallback):
     def __init__(self, run_dir: Path, record: RunRecord, settings: TrainSettings) -> None:
         super().__init__()
         self.run_dir, self.record, self.settings = run_dir, record, settings
+        self.paths = RunPaths(run_dir)
         self.returns: deque[float] = deque(maxlen=RECENT_EPISODES)
         self.lengths: deque[int] = deque(maxlen=RECENT_EPISODES)
         self.captures: deque[float] = deque(maxlen=RECENT_EPISODES)
@@ -283,7 +282,7 @@ class RunTracker(BaseCallback):
         self._next_eval = record.timesteps.start + (settings.eval_freq or 0)
         self._last_dashboard = 0.0
         self._started = time.monotonic()
-        self._metrics = (run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        self._metrics = self.paths.metrics.open("a", encoding="utf-8")
         self._update_threads = torch.get_num_threads()
 
     def _on_rollout_start(self) -> None:
@@ -332,9 +331,7 @@ class RunTracker(BaseCallback):
         return row
 
     def _evaluate(self) -> dict[str, float]:
-        from mission_gym.evaluation import run_episodes, summarize  # evaluation imports this module's constants
-
-        config = load_config(self.run_dir / CONFIG_SNAPSHOT_DIR)
+        config = load_config(self.paths.config_snapshot)
         results = run_episodes(self.model, config, config.eval_seeds, deterministic=True)
         summary = summarize(results)
         return {"eval_capture_rate": summary["capture_rate"], "eval_mean_return": summary["mean_return"]}
@@ -360,7 +357,7 @@ class RunTracker(BaseCallback):
     def _save_checkpoint(self, model: PPO | None = None) -> None:
         model = model or self.model
         step = int(model.num_timesteps)
-        self._save_model(model, self.run_dir / CHECKPOINTS_DIR / checkpoint_file_name(step), step)
+        self._save_model(model, self.paths.checkpoint(step), step)
         if self.settings.keep_checkpoints is not None:
             self._prune()
 
@@ -393,9 +390,9 @@ class RunTracker(BaseCallback):
         """Save the last checkpoint and final model, and close the record with `status`."""
         if model is not None:
             step = int(model.num_timesteps)
-            if not (self.run_dir / CHECKPOINTS_DIR / checkpoint_file_name(step)).is_file():
+            if not self.paths.checkpoint(step).is_file():
                 self._save_checkpoint(model)
-            self._save_model(model, self.run_dir / FINAL_MODEL_FILE, step)
+            self._save_model(model, self.paths.final_model, step)
         self._close(status)
 
     def fail(self, error: BaseException) -> None:

@@ -10,22 +10,21 @@ overwritten. To train a run further, launch `train_run` with its name as `parent
 run continuing its step counter).
 """
 
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from mission_gym.dashboard import generate_unified_dashboard
-from mission_gym.evaluation import EVALUATIONS_DIR, evaluate_model
 from mission_gym.runs.checkpoints import run_model
+from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.record import RunRecord, load_record
+from mission_gym.runs.reports import EvaluationFile
 from mission_gym_pipelines.events import (
     CHECKPOINT,
     CONFIG_SNAPSHOT,
     EVALUATION_REPORT,
     PARENT_CHECK,
-    EvaluationFile,
     checkpoint_metadata,
     config_snapshot_metadata,
     evaluation_metadata,
@@ -110,6 +109,10 @@ class EvaluationConfig(dg.Config):
 )
 def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfig,
                       runs: RunsRoot) -> dg.MaterializeResult:
+    # Imported here: evaluating loads torch, SB3 and the compiled simulation, which the sensors importing
+    # this module for the views' asset definitions must not pay for on every tick.
+    from mission_gym.evaluation import evaluate_model
+
     run_dir = runs.run_dir(context.partition_key)
     model = run_model(run_dir)
     if model is None:
@@ -118,7 +121,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     with readable_failure():
         report = evaluate_model(model, episodes=config.episodes, deterministic=config.deterministic,
                                 runs_root=runs.path)
-    written = EvaluationFile(run_dir / EVALUATIONS_DIR / f"{Path(model).stem}.json", context.partition_key, report)
+    written = EvaluationFile(RunPaths(run_dir).evaluation(model), context.partition_key, report)
     return dg.MaterializeResult(metadata=evaluation_metadata(runs.path, written))
 
 

@@ -7,18 +7,17 @@ asset to another partition of the same asset by data; see docs/dagster.md).
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import dagster as dg
 
-from mission_gym.evaluation import EVALUATIONS_DIR
 from mission_gym.runs.checkpoints import run_model
+from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import children
-from mission_gym.runs.record import RunRecord, read_json, sha256_file
-from mission_gym.training import METRICS_FILE, TENSORBOARD_DIR
+from mission_gym.runs.record import RunRecord, sha256_file
+from mission_gym.runs.reports import EvaluationFile
 
 CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
 CHECKPOINT = dg.AssetKey("checkpoint")
@@ -92,7 +91,7 @@ def latest_model(runs_root: Path, record: RunRecord) -> tuple[str, int, str] | N
 
 def last_metrics(run_dir: Path) -> dict[str, Any]:
     """The last complete line of the run's metrics.jsonl ({} without one); reads only the file's tail."""
-    path = run_dir / METRICS_FILE
+    path = RunPaths(run_dir).metrics
     try:
         with path.open("rb") as handle:
             handle.seek(0, 2)
@@ -136,7 +135,7 @@ def checkpoint_metadata(runs_root: Path, record: RunRecord, records: list[RunRec
         "observation_space": dg.MetadataValue.json(record.spaces.observation),
         "action_space": dg.MetadataValue.json(record.spaces.action),
         "hyperparameters": dg.MetadataValue.json(record.hyperparameters),
-        "tensorboard": dg.MetadataValue.path(f"{record.run_name}/{TENSORBOARD_DIR}"),
+        "tensorboard": dg.MetadataValue.path(RunPaths(Path(record.run_name)).tensorboard.as_posix()),
     }
     for name in ("ep_return_mean", "capture_rate"):
         if isinstance(metrics.get(name), (int, float)):
@@ -185,36 +184,6 @@ def _check(record: RunRecord, passed: bool, description: str, metadata: dict[str
 
 
 # --- evaluation report --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EvaluationFile:
-    """One evaluation report on disk (`<run>/evaluations/<checkpoint-stem>.json`) and its content."""
-
-    path: Path
-    run_name: str
-    report: dict[str, Any]
-
-    @property
-    def checkpoint(self) -> str:
-        """The evaluated model, relative to the runs root."""
-        return str(self.report["checkpoint"])
-
-    @property
-    def step(self) -> int:
-        return int(self.report["step"])
-
-
-def latest_evaluation(runs_root: Path, record: RunRecord) -> EvaluationFile | None:
-    """The report of the highest-step model the run recorded that has one (None without reports)."""
-    folder = runs_root / record.run_name / EVALUATIONS_DIR
-    for entry in sorted(record.checkpoints, key=lambda e: e.step, reverse=True):
-        path = folder / f"{Path(entry.file).stem}.json"
-        try:
-            return EvaluationFile(path, record.run_name, read_json(path))
-        except (FileNotFoundError, ValueError):  # not evaluated, or not JSON: try the next model
-            continue
-    return None
 
 
 def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str, Any]:

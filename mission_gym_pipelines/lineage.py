@@ -9,11 +9,12 @@ from typing import Any
 
 from mission_gym.runs.lineage import lineage_forest, walk_forest
 from mission_gym.runs.record import RunRecord
-from mission_gym_pipelines.events import CHECKPOINT, latest_evaluation, partition_path
+from mission_gym.runs.reports import latest_evaluation
+from mission_gym_pipelines.events import CHECKPOINT, partition_path
 
 
 def _capture_rate(runs_root: Path, record: RunRecord) -> float | None:
-    evaluation = latest_evaluation(runs_root, record)
+    evaluation = latest_evaluation(runs_root / record.run_name)
     return float(evaluation.report["capture_rate"]) if evaluation else None
 
 

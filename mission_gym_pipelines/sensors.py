@@ -15,6 +15,7 @@ import dagster as dg
 
 from mission_gym.runs.lineage import scan_runs
 from mission_gym.runs.record import RunRecord
+from mission_gym.runs.reports import latest_evaluation
 from mission_gym.runs.retention import RetentionPolicy, plan_retention
 from mission_gym_pipelines.assets import dashboard, lineage_view
 from mission_gym_pipelines.cleanup import CleanupConfig, cleanup_runs, delete_planned_runs
@@ -27,7 +28,6 @@ from mission_gym_pipelines.events import (
     checkpoint_event,
     evaluation_event,
     first_sight_events,
-    latest_evaluation,
     latest_model,
 )
 from mission_gym_pipelines.failures import readable_failure
@@ -48,7 +48,7 @@ def _run_updates(runs_root: Path, record: RunRecord, records: list[RunRecord], *
     checkpoint = checkpoint_event(runs_root, record, records) if model and model[1] != reported_step else None
     if checkpoint is not None:
         events.append(checkpoint)
-    evaluation = latest_evaluation(runs_root, record)
+    evaluation = latest_evaluation(runs_root / record.run_name)
     if evaluation is not None and evaluation.checkpoint != reported_evaluation:
         events.append(evaluation_event(runs_root, evaluation))
     return events

@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from runs_factory import make_run
+from runs_factory import make_run, update_record
 
-from mission_gym.runs.record import update_record
 
 XSS_NOTES = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1;alert(1)"> & \'q\' "dq"'
 XSS_BRANCH = '"><svg onload=alert(2)><script>window.__pwned=2</script>'

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mission_gym.runs.checkpoints import CHECKPOINTS_DIR, FINAL_MODEL_FILE, checkpoint_entry, checkpoint_file_name
+from mission_gym.runs.checkpoints import relative_to_runs
+from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
 from mission_gym.runs.record import (
+    CheckpointEntry,
     ConfigRef,
     Git,
     ParentCheckpoint,
@@ -23,6 +25,7 @@ from mission_gym.runs.record import (
     Timesteps,
     load_record,
     save_record,
+    sha256_file,
     utc_now,
 )
 
@@ -65,12 +68,13 @@ def make_run(
 
     With `parent`, the run branches from that run's checkpoint at `parent_step` (default: its latest).
     """
-    run_dir = runs_root / name
-    (run_dir / CHECKPOINTS_DIR).mkdir(parents=True)
+    paths = RunPaths.of(runs_root, name)
+    run_dir = paths.root
+    paths.checkpoints_dir.mkdir(parents=True)
     heartbeat_at = utc_now() - dt.timedelta(seconds=heartbeat_age_s)
-    model_paths = [(run_dir / CHECKPOINTS_DIR / checkpoint_file_name(s), s) for s in steps]
+    model_paths = [(paths.checkpoint(s), s) for s in steps]
     if final_model:
-        model_paths.append((run_dir / FINAL_MODEL_FILE, max(steps, default=0)))
+        model_paths.append((paths.final_model, max(steps, default=0)))
     for path, step in model_paths:
         path.write_bytes(f"{name}:{step}:".encode() * 64)
     parent_checkpoint, root, start = None, name, 0
@@ -102,12 +106,24 @@ def make_run(
     return run_dir
 
 
+def checkpoint_entry(path: Path, runs_root: Path, step: int) -> CheckpointEntry:
+    """The run-record entry of a model file written by hand (hashes the file)."""
+    return CheckpointEntry(file=relative_to_runs(path, runs_root), step=step, sha256=sha256_file(path))
+
+
+def update_record(run_dir: Path, **changes: Any) -> RunRecord:
+    """Rewrite a fake run's run.json with `changes` (validated), as the run's own process would."""
+    record = RunRecord.model_validate({**load_record(run_dir).model_dump(), **changes})
+    save_record(run_dir, record)
+    return record
+
+
 def make_broken_run(runs_root: Path, name: str, run_json: str | None = None, age_s: float = 3600.0) -> Path:
     """A run folder without a valid record (`run_json` text, or no run.json), last modified `age_s` ago."""
     run_dir = runs_root / name
     run_dir.mkdir(parents=True)
     if run_json is not None:
-        (run_dir / "run.json").write_text(run_json)
+        (run_dir / RUN_RECORD_FILE).write_text(run_json)
     backdate(run_dir, age_s)
     return run_dir
 
@@ -120,7 +136,7 @@ def backdate(path: Path, age_s: float) -> None:
 
 
 def _fake_parent_checkpoint(parent: str) -> ParentCheckpoint:
-    return ParentCheckpoint(path=f"{parent}/{CHECKPOINTS_DIR}/{checkpoint_file_name(1000)}", step=1000, sha256="0" * 64)
+    return ParentCheckpoint(path=RunPaths(Path(parent)).checkpoint(1000).as_posix(), step=1000, sha256="0" * 64)
 
 
 def fake_record(

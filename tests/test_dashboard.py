@@ -21,12 +21,11 @@ from dashboard_runs import (
     write_evaluation,
     write_metrics,
 )
-from runs_factory import make_broken_run, make_run
+from runs_factory import make_broken_run, make_run, update_record
 
 from mission_gym import dashboard
 from mission_gym.dashboard import MAX_CURVE_POINTS, generate_unified_dashboard
 from mission_gym.errors import MissionGymError
-from mission_gym.runs.record import update_record
 
 
 def render(runs_root: Path, **kwargs) -> str:

@@ -13,13 +13,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from pipelines_support import values
-from runs_factory import make_broken_run, make_run
+from runs_factory import checkpoint_entry, make_broken_run, make_run, update_record
 
-from mission_gym.runs.checkpoints import checkpoint_entry
-from mission_gym.runs.record import load_record, update_record
+from mission_gym.dashboard import generate_unified_dashboard
+from mission_gym.runs.lineage import list_runs
+from mission_gym.runs.record import load_record
 from mission_gym_pipelines.cleanup import cleanup_runs
 from mission_gym_pipelines.definitions import defs
 from mission_gym_pipelines.events import CHECKPOINT, CONFIG_SNAPSHOT, EVALUATION_REPORT, PARENT_CHECK
+from mission_gym_pipelines.lineage import lineage_json
 from mission_gym_pipelines.partitions import run_partitions
 from mission_gym_pipelines.reported import TRAINING_RUN_TAG
 from mission_gym_pipelines.resources import RunsRoot
@@ -67,14 +69,14 @@ def _events(result: dg.SensorResult, asset_key: dg.AssetKey, kind=dg.AssetMateri
     return {e.partition: e for e in result.asset_events if isinstance(e, kind) and e.asset_key == asset_key}
 
 
-def _write_evaluation(runs_root: Path, run_name: str, step: int, capture_rate: float) -> None:
+def _write_evaluation(runs_root: Path, run_name: str, step: int, capture_rate: float, final: bool = False) -> None:
     folder = runs_root / run_name / "evaluations"
     folder.mkdir(exist_ok=True)
-    report = {"checkpoint": f"{run_name}/checkpoints/ppo_mission_{step}_steps.zip", "step": step,
-              "capture_rate": capture_rate,
+    model = "final_model.zip" if final else f"checkpoints/ppo_mission_{step}_steps.zip"
+    report = {"checkpoint": f"{run_name}/{model}", "step": step, "capture_rate": capture_rate,
               "capture_rate_ci": [capture_rate - 0.1, capture_rate + 0.1], "mean_return": 12.5,
               "baseline": {"capture_rate": 0.4}, "parent": None, "seeds_hash": "abc"}
-    (folder / f"ppo_mission_{step}_steps.json").write_text(json.dumps(report))
+    (folder / f"{Path(model).stem}.json").write_text(json.dumps(report))
 
 
 def test_run_folder_sensor_registers_cli_runs_and_reports_what_is_on_disk(instance, runs_root):
@@ -119,6 +121,20 @@ def test_run_folder_sensor_reports_only_news(instance, runs_root):
     evaluation = values(_events(result, EVALUATION_REPORT)["root-20260101-000000"])
     assert evaluation["capture_rate"] == 0.7 and evaluation["capture_rate_ci95"] == "[0.600, 0.800]"
     assert evaluation["baseline_capture_rate"] == 0.4 and evaluation["step"] == 2000
+
+
+def test_sensor_lineage_view_and_dashboard_agree_on_the_latest_evaluation(instance, tmp_path):
+    # The final model and the last checkpoint share a step; both were evaluated. Every view shows the
+    # final model's report (runs/reports.py), which the dashboard and Dagster once chose differently.
+    root = tmp_path / "runs"
+    make_run(root, "done", steps=[1000, 2000], final_model=True)
+    _write_evaluation(root, "done", 2000, 0.3)
+    _write_evaluation(root, "done", 2000, 0.6, final=True)
+    evaluation = values(_events(_sense(run_folder_sensor, instance, root), EVALUATION_REPORT)["done"])
+    assert evaluation["checkpoint"] == "done/final_model.zip" and evaluation["capture_rate"] == 0.6
+    assert [run["capture_rate"] for run in lineage_json(root, list_runs(root))["runs"]] == [0.6]
+    page = generate_unified_dashboard(root).read_text()
+    assert '<span class="big">60.0%</span>' in page and '<span class="big">30.0%</span>' not in page
 
 
 def test_run_folder_sensor_leaves_runs_a_dagster_run_is_working_on(instance, runs_root):

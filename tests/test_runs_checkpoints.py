@@ -9,8 +9,6 @@ from runs_factory import make_run
 
 from mission_gym.errors import CheckpointIntegrityError, CheckpointNotFoundError, MissionGymError
 from mission_gym.runs.checkpoints import (
-    FINAL_MODEL_FILE,
-    checkpoint_step,
     latest_checkpoint,
     list_checkpoints,
     prune_checkpoints,
@@ -18,6 +16,7 @@ from mission_gym.runs.checkpoints import (
     resolve_checkpoint,
     verify_checkpoint,
 )
+from mission_gym.runs.layout import FINAL_MODEL_FILE, checkpoint_step
 from mission_gym.runs.record import load_record
 
 

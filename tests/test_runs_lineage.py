@@ -62,7 +62,10 @@ def test_forest_structure_on_generated_forests(seed):
     assert {n.name for n in forest} == set(root_of.values())
     for node in nodes:
         assert node.depth == depth_of[node.name]
-        assert [c.name for c in node.children] == [r.run_name for r in children(records, node.name)]
+        assert {c.name for c in node.children} == {r.run_name for r in children(records, node.name)}
+        assert [(c.activity, c.name) for c in node.children] == sorted(
+            ((c.activity, c.name) for c in node.children), reverse=True)  # the one sibling order: newest first
+        assert all(c.tree_parent == node.name for c in node.children)
         subtree = [by_name[n] for n in by_name if _is_descendant(by_name, n, node.name)]
         assert node.activity == max(last_activity(r) for r in subtree)
     activities = [root.activity for root in forest]
@@ -91,6 +94,18 @@ def test_walk_order_is_parent_before_children():
     ]  # fmt: skip
 
 
+def test_siblings_come_newest_activity_first_so_the_active_run_is_on_the_first_branch():
+    records = [
+        fake_record("root", created_at=T0),
+        fake_record("old", "root", created_at=T0 + dt.timedelta(hours=1)),
+        fake_record("new", "root", created_at=T0 + dt.timedelta(hours=2)),
+        fake_record("old-kid", "old", "root", created_at=T0 + dt.timedelta(hours=3)),  # trains now
+    ]
+    assert [n.name for n in walk_forest(lineage_forest(records))] == ["root", "old", "old-kid", "new"]
+    records[3] = fake_record("old-kid", "old", "root", created_at=T0 + dt.timedelta(minutes=90))
+    assert [n.name for n in walk_forest(lineage_forest(records))] == ["root", "new", "old", "old-kid"]
+
+
 def test_siblings_stay_together_when_their_parent_is_deleted():
     records = [
         fake_record("root", created_at=T0),
@@ -101,7 +116,8 @@ def test_siblings_stay_together_when_their_parent_is_deleted():
     assert lineage_members(records, "left") == {"root", "left", "right"}
     forest = lineage_forest(records)
     assert [n.name for n in forest] == ["other", "root"]
-    assert [c.name for c in forest[1].children] == ["left", "right"]  # hung under their root ancestor
+    assert [c.name for c in forest[1].children] == ["right", "left"]  # hung under their root ancestor
+    assert [c.tree_parent for c in forest[1].children] == ["root", "root"]
 
 
 def test_orphans_without_root_become_roots_and_cycles_appear_once():

@@ -13,19 +13,17 @@ from runs_factory import make_run
 
 from mission_gym.errors import RunRecordError
 from mission_gym.runs import record as rec
+from mission_gym.runs.layout import RUN_RECORD_FILE
 from mission_gym.runs.record import (
     LIVE_HEARTBEAT_S,
-    RUN_RECORD_FILE,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     git_info,
     load_record,
-    parse_iso,
     save_record,
     sha256_file,
     to_iso,
-    update_record,
 )
 
 
@@ -144,17 +142,6 @@ def test_is_live_depends_on_status_and_heartbeat(tmp_path):
     assert not record.model_copy(update={"status": "finished"}).is_live(beat)
 
 
-def test_update_record_validates_and_saves(tmp_path):
-    run_dir = make_run(tmp_path, "a", status="running")
-    update_record(run_dir, status="failed", error="CUDA error")
-    assert load_record(run_dir).status == "failed"
-    with pytest.raises(RunRecordError, match="status"):
-        update_record(run_dir, status="exploded")
-    with pytest.raises(RunRecordError, match="hyperparameters"):
-        update_record(run_dir, hyperparameters={"lr": math.inf})  # could never be written as JSON
-    assert load_record(run_dir).error == "CUDA error"
-
-
 def test_save_record_refuses_wrong_folder(tmp_path):
     record = load_record(make_run(tmp_path, "a"))
     (tmp_path / "b").mkdir()
@@ -162,11 +149,10 @@ def test_save_record_refuses_wrong_folder(tmp_path):
         save_record(tmp_path / "b", record)
 
 
-def test_iso_helpers_are_utc():
+def test_to_iso_is_utc():
     moment = dt.datetime(2026, 1, 22, 19, 32, 22, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert to_iso(moment) == "2026-01-22T17:32:22Z"
-    assert parse_iso("2026-01-22T17:32:22Z") == moment
-    assert parse_iso("2026-01-22T17:32:22").tzinfo is not None
+    assert to_iso(dt.datetime(2026, 1, 22, 17, 32, 22)) == "2026-01-22T17:32:22Z"  # naive means UTC
 
 
 def test_sha256_file(tmp_path):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from runs_factory import backdate, make_broken_run, make_run
+from runs_factory import backdate, make_broken_run, make_run, update_record
 
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
-from mission_gym.runs.record import update_record, utc_now
+from mission_gym.runs.record import utc_now
 from mission_gym.runs.retention import (
     CleanupPlan,
     RetentionPolicy,

@@ -1,4 +1,4 @@
-"""Checkpoint files of a run: naming, ordering by step, resolving what a user typed, integrity, pruning.
+"""Checkpoint files of a run (named in layout.py): ordering by step, resolving what a user typed, integrity, pruning.
 
 "Latest" always means the highest step in the file name, never the newest file time or glob order: a
 copied or touched file must not change which checkpoint a run resumes from.
@@ -7,42 +7,28 @@ copied or touched file must not change which checkpoint a run resumes from.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from mission_gym.errors import CheckpointIntegrityError, CheckpointNotFoundError, MissionGymError
-from mission_gym.runs.lineage import list_runs, parent_checkpoint_paths, run_entries
-from mission_gym.runs.naming import similar_names
-from mission_gym.runs.record import (
+from mission_gym.runs.layout import (
+    CHECKPOINT_NAME_HELP,
+    CHECKPOINT_PATTERN,
     CHECKPOINTS_DIR,
     FINAL_MODEL_FILE,
-    RUN_RECORD_FILE,
-    CheckpointEntry,
-    load_record,
-    sha256_file,
+    STEP_IN_NAME,
+    RunPaths,
+    checkpoint_step,
 )
+from mission_gym.runs.lineage import list_runs, parent_checkpoint_paths, run_entries
+from mission_gym.runs.naming import similar_names
+from mission_gym.runs.record import CheckpointEntry, load_record, sha256_file
 
-CHECKPOINT_PATTERN = re.compile(r"^ppo_mission_(\d+)_steps\.zip$")
-_STEP_IN_NAME = re.compile(r"ppo_mission_(\d+)_steps")
 _NEAREST_SHOWN = 5
-
-
-def checkpoint_file_name(step: int) -> str:
-    """`ppo_mission_<step>_steps.zip`, the name every checkpoint is saved under."""
-    return f"ppo_mission_{step}_steps.zip"
-
-
-def checkpoint_step(path: str | os.PathLike[str]) -> int:
-    """The global timestep in a checkpoint's file name; ValueError for any other file name."""
-    match = CHECKPOINT_PATTERN.fullmatch(Path(path).name)
-    if match is None:
-        raise ValueError(f"{Path(path).name!r} is not a checkpoint file name (ppo_mission_<N>_steps.zip)")
-    return int(match.group(1))
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
     """The run's checkpoint files sorted by step, oldest first."""
-    folder = Path(run_dir) / CHECKPOINTS_DIR
+    folder = RunPaths(Path(run_dir)).checkpoints_dir
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if CHECKPOINT_PATTERN.fullmatch(p.name) and p.is_file()]
@@ -57,18 +43,19 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
 
 def model_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Every model the run wrote: its checkpoints by step, then final_model.zip if present."""
-    final = Path(run_dir) / FINAL_MODEL_FILE
+    final = RunPaths(Path(run_dir)).final_model
     return list_checkpoints(run_dir) + ([final] if final.is_file() else [])
 
 
 def run_model(run_dir: str | os.PathLike[str]) -> Path | None:
     """The model a run name stands for: its highest-step checkpoint, else final_model.zip, else None."""
-    final = Path(run_dir) / FINAL_MODEL_FILE
+    final = RunPaths(Path(run_dir)).final_model
     return latest_checkpoint(run_dir) or (final if final.is_file() else None)
 
 
 def _looks_like_run_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in (RUN_RECORD_FILE, CHECKPOINTS_DIR, FINAL_MODEL_FILE))
+    paths = RunPaths(path)
+    return any(p.exists() for p in (paths.record, paths.checkpoints_dir, paths.final_model))
 
 
 def resolve_checkpoint(spec: str | os.PathLike[str], runs_root: str | os.PathLike[str]) -> Path:
@@ -95,12 +82,13 @@ def resolve_checkpoint(spec: str | os.PathLike[str], runs_root: str | os.PathLik
             model = run_model(base)
             if model is not None:
                 return model
-            tried += [base / CHECKPOINTS_DIR / "ppo_mission_<N>_steps.zip", base / FINAL_MODEL_FILE]
+            paths = RunPaths(base)
+            tried += [paths.checkpoints_dir / CHECKPOINT_NAME_HELP, paths.final_model]
     not_models = [p for p in tried if p.is_file()]  # a run.json or config passed by mistake
     if not_models:
         raise CheckpointNotFoundError(
             f"{_show(not_models[0])} is not a model file: models are .zip files "
-            "(ppo_mission_<N>_steps.zip, final_model.zip)"
+            f"({CHECKPOINT_NAME_HELP}, {FINAL_MODEL_FILE})"
         )
     raise CheckpointNotFoundError(_not_found_message(text, given, tried, Path(runs_root)))
 
@@ -125,7 +113,7 @@ def _nearest_checkpoints(given: Path, runs_root: Path) -> list[str]:
         run_ref = Path(*parts[:cut]) if cut else Path(".")
     else:
         run_ref = given
-    wanted = _STEP_IN_NAME.search(given.name)
+    wanted = STEP_IN_NAME.search(given.name)
     bases = [run_ref] if run_ref.is_absolute() else [Path.cwd() / run_ref, runs_root / run_ref]
     for base in bases:
         found = list_checkpoints(base)
@@ -170,11 +158,6 @@ def relative_to_runs(path: str | os.PathLike[str], runs_root: str | os.PathLike[
     return relative.as_posix()
 
 
-def checkpoint_entry(path: str | os.PathLike[str], runs_root: str | os.PathLike[str], step: int) -> CheckpointEntry:
-    """The run-record entry for a model file just written (hashes the file)."""
-    return CheckpointEntry(file=relative_to_runs(path, runs_root), step=step, sha256=sha256_file(path))
-
-
 def verify_checkpoint(path: str | os.PathLike[str], runs_root: str | os.PathLike[str]) -> CheckpointEntry:
     """Check a checkpoint against the SHA-256 its run recorded; return that record entry.
 
@@ -182,7 +165,7 @@ def verify_checkpoint(path: str | os.PathLike[str], runs_root: str | os.PathLike
     """
     relative = relative_to_runs(path, runs_root)
     run_dir = Path(runs_root) / relative.split("/", 1)[0]
-    record_path = run_dir / RUN_RECORD_FILE
+    record_path = RunPaths(run_dir).record
     record = load_record(run_dir)
     entry = next((e for e in record.checkpoints if e.file == relative), None)
     if entry is None:

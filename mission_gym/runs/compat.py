@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mission_gym.errors import CompatibilityError
+from mission_gym.runs.layout import CONFIG_SNAPSHOT_DIR
 
 _MAX_LISTED = 8
 _SCRATCH_COMMAND = "python -m mission_gym.scripts.train_ppo --run-name NEW-NAME ..."
@@ -75,7 +76,8 @@ class CompatReport:
         ]
 
     def _advice_lines(self) -> list[str]:
-        snapshot = f"runs/{self.parent_run}/configs/" if self.parent_run else "the parent run's configs/ snapshot"
+        snapshot = (f"runs/{self.parent_run}/{CONFIG_SNAPSHOT_DIR}/" if self.parent_run
+                    else f"the parent run's {CONFIG_SNAPSHOT_DIR}/ snapshot")
         return [
             f"The parent checkpoint{self._of_run} cannot be loaded with the current configs. Either:",
             f"  - train from scratch: {_SCRATCH_COMMAND}",

@@ -19,23 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.layout import RUN_MARKERS
 from mission_gym.runs.naming import unknown_run_message
-from mission_gym.runs.record import (
-    CHECKPOINTS_DIR,
-    FINAL_MODEL_FILE,
-    LIVE_HEARTBEAT_S,
-    RUN_RECORD_FILE,
-    RunRecord,
-    load_record,
-    utc_now,
-)
-
-# Any of these in a folder without a valid run.json marks a broken run (lineage.json: the older system's
-# record); a non-empty folder with none of them is something else a user keeps there and is left alone.
-RUN_MARKERS = frozenset(
-    {RUN_RECORD_FILE, CHECKPOINTS_DIR, FINAL_MODEL_FILE, "configs", "metrics.jsonl", "tensorboard", "evaluations",
-     "lineage.json"}
-)  # fmt: skip
+from mission_gym.runs.record import LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
 
 
 @dataclass(frozen=True)
@@ -178,10 +164,14 @@ def children(records: Iterable[RunRecord], run_name: str) -> list[RunRecord]:
 
 @dataclass
 class TreeNode:
-    """One run in the lineage forest; `activity` is the most recent activity in its subtree."""
+    """One run in the lineage forest; `activity` is the most recent activity in its subtree.
+
+    `tree_parent` is the run it hangs under: its parent run, or its root ancestor when the parent is gone.
+    """
 
     record: RunRecord
     depth: int
+    tree_parent: str | None = None
     children: list[TreeNode] = field(default_factory=list)
     activity: dt.datetime = field(init=False)
 
@@ -194,7 +184,8 @@ class TreeNode:
 
 
 def lineage_forest(records: Iterable[RunRecord]) -> list[TreeNode]:
-    """Runs as trees: roots by most recent activity in their tree, children oldest first, with depth.
+    """Runs as trees with depth; roots, and the children of every node, by most recent activity in their
+    subtree, newest first (so the path to the active run is always the first branch of its tree).
 
     A run whose parent folder is gone hangs under its root ancestor when that still exists, else it
     becomes a root. Records forming a parent cycle (hand-edited) still appear exactly once.
@@ -207,7 +198,12 @@ def lineage_forest(records: Iterable[RunRecord]) -> list[TreeNode]:
     seen: set[str] = set()
     roots = [_grow(r, kids, seen) for r in kids[None]]
     roots += [_grow(r, kids, seen) for r in records if r.run_name not in seen]  # cycles only
-    return sorted(roots, key=lambda n: (n.activity, n.name), reverse=True)
+    return _newest_first(roots)
+
+
+def _newest_first(nodes: list[TreeNode]) -> list[TreeNode]:
+    """The one sibling order of the forest: most recent activity in the subtree first (name breaks ties)."""
+    return sorted(nodes, key=lambda n: (n.activity, n.name), reverse=True)
 
 
 def _tree_parent(record: RunRecord, by_name: dict[str, RunRecord]) -> str | None:
@@ -228,12 +224,13 @@ def _grow(root: RunRecord, kids: dict[str | None, list[RunRecord]], seen: set[st
         for child in kids[node.name]:
             if child.run_name not in seen:
                 seen.add(child.run_name)
-                child_node = TreeNode(child, node.depth + 1)
+                child_node = TreeNode(child, node.depth + 1, node.name)
                 node.children.append(child_node)
                 order.append(child_node)
                 stack.append(child_node)
     for node in reversed(order):  # children before parents
         node.activity = max([node.activity, *(c.activity for c in node.children)])
+        node.children = _newest_first(node.children)
     return top
 
 

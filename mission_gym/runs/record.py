@@ -19,11 +19,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, JsonValue, ValidationError, field_validator
 
 from mission_gym.errors import RunRecordError
+from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import MAX_RUN_NAME_LEN, validate_name
 
-RUN_RECORD_FILE = "run.json"
-CHECKPOINTS_DIR = "checkpoints"
-FINAL_MODEL_FILE = "final_model.zip"
 SCHEMA_VERSION: Literal[1] = 1
 # A running run rewrites its heartbeat far more often than this; an older heartbeat means its process died.
 LIVE_HEARTBEAT_S = 120
@@ -144,14 +142,6 @@ def to_iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def parse_iso(text: str) -> dt.datetime:
-    """Parse an ISO-8601 timestamp as aware UTC (naive means UTC)."""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
-
-
 # --- atomic writes ------------------------------------------------------------------------------------
 
 
@@ -233,7 +223,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 def load_record(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read and validate `run_dir/run.json`; RunRecordError names the file and every invalid field."""
     folder = Path(run_dir)
-    path = folder / RUN_RECORD_FILE
+    path = RunPaths(folder).record
     try:
         data = read_json(path)
     except FileNotFoundError:
@@ -266,18 +256,7 @@ def save_record(run_dir: str | os.PathLike[str], record: RunRecord) -> None:
     folder = Path(run_dir)
     if folder.name != record.run_name:
         raise RunRecordError(f"refusing to save the record of {record.run_name!r} into folder {folder}")
-    atomic_write_json(folder / RUN_RECORD_FILE, record.model_dump(mode="json"))
-
-
-def update_record(run_dir: str | os.PathLike[str], **changes: Any) -> RunRecord:
-    """Load the record, apply `changes` with full validation, save it and return the new record."""
-    current = load_record(run_dir)
-    try:
-        updated = RunRecord.model_validate({**current.model_dump(), **changes})
-    except ValidationError as exc:
-        raise RunRecordError(f"{Path(run_dir) / RUN_RECORD_FILE}: invalid update:\n{_describe(exc)}") from None
-    save_record(run_dir, updated)
-    return updated
+    atomic_write_json(RunPaths(folder).record, record.model_dump(mode="json"))
 
 
 # --- provenance ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mission_gym.errors import MissionGymError
-from mission_gym.runs.checkpoints import CHECKPOINT_PATTERN
+from mission_gym.runs.layout import CHECKPOINT_PATTERN, dashboard_file
 from mission_gym.scripts.cli_support import run_command
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
         if checkpoints:
             print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
-        print(f"Dashboard: {(settings.runs_root / 'dashboard.html').resolve().as_uri()}")
+        print(f"Dashboard: {dashboard_file(settings.runs_root).resolve().as_uri()}")
         return INTERRUPTED_EXIT if record.status == "interrupted" else 0
 
     return run_command(command)
