@@ -115,10 +115,18 @@ def test_tag_damage_falls_off_linearly_and_respects_unit_override(duel, share):
     assert reward == pytest.approx(sum(components.values()))
 
 
+def at(distance: float, bearing_deg: float) -> tuple[float, float]:
+    """The point `distance` from the duel's defender at `bearing_deg` from its heading (east)."""
+    return 160.0 + distance * math.cos(math.radians(bearing_deg)), 15.0 + distance * math.sin(math.radians(bearing_deg))
+
+
+TAG_RULES = BASE.engagement.tag  # the duel leaves engagement.yaml as configs/ has it
+
+
 @pytest.mark.parametrize(("where", "hits"), [
-    ((181.0, 15.0), False),  # 21 m: out of range
-    ((160.0 + 10 * math.cos(math.radians(40)), 15.0 + 10 * math.sin(math.radians(40))), False),  # outside +-30 deg
-    ((160.0 + 10 * math.cos(math.radians(25)), 15.0 + 10 * math.sin(math.radians(25))), True),  # inside the cone
+    (at(TAG_RULES.range + 1.0, 0.0), False),  # just out of range
+    (at(10.0, TAG_RULES.cone_half_angle_deg + 10.0), False),  # outside the cone
+    (at(10.0, TAG_RULES.cone_half_angle_deg - 5.0), True),  # inside the cone
     ((150.0, 15.0), False),  # behind the defender
 ])
 def test_defender_tags_only_in_range_and_cone(duel, where, hits):
@@ -167,7 +175,7 @@ def _hit_ticks(integrity: np.ndarray) -> list[int]:
     return [int(t) for t in np.flatnonzero(np.diff(integrity) < 0) + 1]
 
 
-def test_tag_cooldown_no_second_hit_before_three_seconds(duel):
+def test_tag_cooldown_no_second_hit_before_the_cooldown(duel):
     duel.reset(seed=0)
     place(duel, 0, 165.0, 15.0, heading_deg=180.0)
     attacker, defender = [duel.sim.units[0, 0, US_INTEGRITY]], [duel.sim.units[0, DEFENDER, US_INTEGRITY]]
@@ -175,14 +183,14 @@ def test_tag_cooldown_no_second_hit_before_three_seconds(duel):
         duel.step(np.array([TAG, STOP]))
         attacker.append(duel.sim.units[0, 0, US_INTEGRITY])
         defender.append(duel.sim.units[0, DEFENDER, US_INTEGRITY])
-    dt = 1.0 / duel.config.world.physics.tick_hz
+    dt, cooldown = 1.0 / duel.config.world.physics.tick_hz, duel.config.engagement.tag.cooldown_seconds
     for integrity in (attacker, defender):
         ticks = _hit_ticks(np.array(integrity))
         assert ticks[0] == 1  # the first tag lands on the first tick
-        assert len(ticks) == 4  # t = 0.05, 3.05, 6.05, 9.05
+        assert len(ticks) == 1 + int(199 * dt / cooldown + 1e-9)  # 3 s cooldown: t = 0.05, 3.05, 6.05, 9.05
         gaps = np.diff(ticks) * dt
-        # Never before the 3 s cooldown, and again as soon as it allows (not a tick late from rounding).
-        np.testing.assert_allclose(gaps, 3.0, atol=1e-9)
+        # Never before the cooldown, and again as soon as it allows (not a tick late from rounding).
+        np.testing.assert_allclose(gaps, cooldown, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------- engagement disabled
