@@ -56,9 +56,9 @@ class Guide:
 
     def command(self, *needles: str) -> str:
         """The one guide command containing every needle."""
-        (found,) = [c for c in self.commands if all(n in c for n in needles)] or [None]
-        assert found, f"docs/guide.md has no command with {needles}"
-        return found
+        matches = [c for c in self.commands if all(n in c for n in needles)]
+        assert len(matches) == 1, f"docs/guide.md has {len(matches)} commands with {needles}: {matches}"
+        return matches[0]
 
     def run(self, command: str, fill: Mapping[str, object] | None = None,
             extra: Sequence[str] = ()) -> subprocess.CompletedProcess:
@@ -192,7 +192,8 @@ def test_guide_workflow_end_to_end(tmp_path):
 
     # Evaluate with the run's config snapshot, then with configs/.
     fill = {"RUN": child.name, "N": 3072}
-    (snapshot, local) = sorted((c for c in guide.commands if "evaluate --model" in c), key=len)
+    local = guide.command("evaluate --model", "--config-dir")
+    (snapshot,) = [c for c in guide.commands if "evaluate --model" in c and c != local]
     done = guide.run(snapshot, fill)
     assert "config snapshot" in done.stdout
     report_path = child / "evaluations" / "ppo_mission_3072_steps.json"
