@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -135,6 +136,18 @@ class MissionPPO(PPO):
                 break
         network.write(optimizer, theta, m, v, step)
         self._record_update(totals, last, clip_range)
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> tuple[int, BaseCallback]:
+        """SB3's set-up at the start of learn(), then one line saying which update this training runs."""
+        setup = super()._setup_learn(*args, **kwargs)
+        print(f"PPO update: {self.update_path()}", flush=True)
+        return setup
+
+    def update_path(self) -> str:
+        """Which update train() runs with the current settings, in words."""
+        if self._compiled_update_network() is None:
+            return f"SB3's update (minibatches of {LARGE_MINIBATCH:,} rows or more, a GPU, or another network)"
+        return f"numba small-minibatch kernel (minibatches of {self.batch_size} rows)"
 
     def _compiled_update_network(self) -> FlatNetwork | None:
         """The network to update with the kernel, or None when SB3's update must run."""

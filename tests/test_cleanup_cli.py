@@ -14,6 +14,8 @@ from runs_factory import make_broken_run, make_run
 from mission_gym.scripts import cleanup
 from mission_gym.scripts.cleanup import human_size, human_steps, main
 
+pytestmark = pytest.mark.slow  # end to end: the cleanup command in a subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -20,6 +20,8 @@ from mission_gym import cli
 from mission_gym.config import load_config
 from mission_gym.spaces import space_signature
 
+pytestmark = pytest.mark.slow  # end to end: the commands in subprocesses, with training
+
 PARENT = "parent-20260101-000000"
 
 

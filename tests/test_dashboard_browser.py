@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from browser import WatchedPage, chromium, watched_page  # noqa: F401  (pytest fixtures)
 from dashboard_runs import CHILD_RUN, GRANDCHILD_RUN, OTHER_RUN, ROOT_RUN, XSS_NOTES, make_lineage
 from runs_factory import make_run
 
 from mission_gym.dashboard import REFRESH_S, generate_unified_dashboard
+
+pytestmark = pytest.mark.slow  # end to end: the dashboard in a real Chromium
 
 SCREENSHOT = Path("/tmp/dashboard.png")
 

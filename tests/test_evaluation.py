@@ -22,6 +22,8 @@ from mission_gym.evaluation import (
     EpisodeResult, bootstrap_interval, paired_comparison, seeds_hash, summarize, wilson_interval,
 )
 
+pytestmark = pytest.mark.slow  # end to end: trains the runs it evaluates
+
 EVAL_SEEDS = 8
 
 

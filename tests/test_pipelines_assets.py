@@ -23,6 +23,8 @@ from mission_gym_pipelines.partitions import run_partitions
 from mission_gym_pipelines.resources import RunsRoot
 from mission_gym_pipelines.training import TrainingConfig
 
+pytestmark = pytest.mark.slow  # end to end: Dagster materializations that train
+
 
 ALL_ASSETS = [config_snapshot, checkpoint, parent_checkpoint_intact, evaluation_report, dashboard, lineage_view]
 

@@ -13,6 +13,8 @@ from pipelines_support import REPO_CONFIGS, TINY_TRAINING
 from mission_gym_pipelines.reported import TRAINING_RUN_TAG
 from mission_gym_pipelines.training import ensure_gpu_pool
 
+pytestmark = pytest.mark.slow  # end to end: a real dagster dev server
+
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename
@@ -63,7 +65,6 @@ def _urls(entries: list[dict[str, Any]]) -> dict[str, str]:
     return {entry["label"]: entry["url"] for entry in entries if "url" in entry}
 
 
-@pytest.mark.slow
 def test_train_and_branch_from_the_ui(tmp_path: Path):
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}

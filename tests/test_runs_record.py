@@ -162,7 +162,7 @@ def test_sha256_file(tmp_path):
 
 
 def test_git_info_in_and_outside_a_repo(tmp_path):
-    assert git_info(tmp_path) == rec.Git(commit=None, dirty=None)
+    assert git_info(tmp_path) == rec.Git(commit="unknown", dirty=None)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
     try:

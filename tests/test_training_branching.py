@@ -17,6 +17,8 @@ from mission_gym.config import load_config
 from mission_gym.spaces import space_signature
 from mission_gym.training import TrainSettings, plan_run
 
+pytestmark = pytest.mark.slow  # end to end: PPO training
+
 PARENT_STEPS = [512, 1024, 1536, 2048]
 
 

@@ -10,12 +10,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from test_training_support import (
     CHECKPOINT_NAME, PYTHON, ROLLOUT, TINY, TRAIN_MODULE, checkpoint_path, checkpoint_steps, load_model,
     make_workdir, only_new_run, record, run_dirs, sha256, strict_json, subprocess_env, train_main,
 )
 
 from mission_gym.runs.record import load_record
+
+pytestmark = pytest.mark.slow  # end to end: PPO training in subprocesses, killed
 
 FREQ = 512
 KEEP = 2

@@ -62,8 +62,11 @@ class CheckpointEntry(_Record):
     sha256: str
 
 
+UNKNOWN_COMMIT = "unknown"  # the commit a run records where its code was not in a git checkout
+
+
 class Git(_Record):
-    """The code version a run trained with; None where the code was not in a git checkout."""
+    """The code version a run trained with; commit UNKNOWN_COMMIT outside a git checkout (None in older records)."""
 
     commit: str | None = None
     dirty: bool | None = None
@@ -272,10 +275,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def git_info(repo_dir: str | os.PathLike[str]) -> Git:
-    """Commit and dirty flag of the checkout containing `repo_dir`; None values outside git (or without it)."""
+    """Commit and dirty flag of the checkout containing `repo_dir`; outside git (or without it) the commit is
+    UNKNOWN_COMMIT and the dirty flag None."""
     commit = _git(repo_dir, "rev-parse", "HEAD")
     if commit is None:
-        return Git()
+        return Git(commit=UNKNOWN_COMMIT)
     status = _git(repo_dir, "status", "--porcelain")
     return Git(commit=commit, dirty=None if status is None else bool(status))
 
