@@ -23,7 +23,8 @@ from dashboard_runs import (
 )
 from runs_factory import make_broken_run, make_run
 
-from mission_gym import dashboard
+from mission_gym.dashboard import data as dashboard_data
+from mission_gym.dashboard.fmt import fmt_num, fmt_pct, fmt_steps
 from mission_gym.dashboard import MAX_CURVE_POINTS, generate_unified_dashboard
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.record import update_record
@@ -83,13 +84,13 @@ def test_page_is_self_contained_and_refreshes(runs: Path) -> None:
 
 def test_numbers_never_crash_and_show_a_dash_when_missing() -> None:
     for missing in (None, float("nan"), np.float32("nan"), float("inf"), -np.inf, "12", True, 10**400, [1]):
-        assert dashboard._fmt_num(missing) == "—"
-        assert dashboard._fmt_pct(missing) == "—"
-        assert dashboard._fmt_steps(missing) == "—"
-    assert dashboard._fmt_num(np.float32(1.25), 2) == "1.25"
-    assert dashboard._fmt_pct(np.float64(0.425)) == "42.5%"
-    assert dashboard._fmt_steps(np.int64(27_670_000)) == "27.67M"
-    assert dashboard._fmt_steps(50_000) == "50.0k"
+        assert fmt_num(missing) == "—"
+        assert fmt_pct(missing) == "—"
+        assert fmt_steps(missing) == "—"
+    assert fmt_num(np.float32(1.25), 2) == "1.25"
+    assert fmt_pct(np.float64(0.425)) == "42.5%"
+    assert fmt_steps(np.int64(27_670_000)) == "27.67M"
+    assert fmt_steps(50_000) == "50.0k"
 
 
 def test_non_finite_values_in_reports_and_metrics_render_as_dashes(runs: Path) -> None:
@@ -331,7 +332,7 @@ def test_deleted_runs_leave_page_and_cache(runs: Path) -> None:
         item.rmdir() if item.is_dir() else item.unlink()
     (runs / OTHER_RUN).rmdir()
     assert OTHER_RUN not in render(runs)
-    cache = dashboard._CACHES[runs.resolve()]
+    cache = dashboard_data._CACHES[runs.resolve()]
     assert all(OTHER_RUN not in p.parts for table in (cache.records, cache.curves, cache.evaluations) for p in table)
 
 

@@ -1,0 +1,330 @@
+"""Reading run folders for the dashboard (no HTML): run records, metrics curves and evaluation reports,
+each file parsed again only when its (size, mtime_ns, inode) changed since the previous call in this process.
+
+The names of files under `runs/<name>/` that the dashboard reads are the constants below: the one place
+to point at the run folder's layout module once it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mission_gym.dashboard.fmt import finite
+from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.checkpoints import FINAL_MODEL_FILE, checkpoint_step
+from mission_gym.runs.lineage import TreeNode, active_run, lineage_members, lineage_forest, run_entries
+from mission_gym.runs.naming import unknown_run_message
+from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, load_record
+
+# --- the run folder's layout, as far as the dashboard reads it -----------------------------------------
+METRICS_FILE = "metrics.jsonl"
+EVALUATIONS_DIR = "evaluations"
+
+ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's lineage" (wins over a run so named)
+_MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only bounds memory in long test runs
+
+FileKey = tuple[int, int, int]  # (size, mtime_ns, inode): os.replace gives a new inode even at equal size/time
+
+
+def _file_key(path: Path) -> FileKey | None:
+    """Identity of a file's current content, or None when it does not exist (or vanished meanwhile)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@dataclass
+class Curve:
+    """Points read so far from one metrics.jsonl, the byte offset reading resumes at, and the chart drawn."""
+
+    key: FileKey | None = None
+    offset: int = 0
+    timestep: array = field(default_factory=lambda: array("d"))
+    ep_return: array = field(default_factory=lambda: array("d"))
+    capture: array = field(default_factory=lambda: array("d"))
+    svg: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.timestep)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The fields of an evaluation report the dashboard shows; any of them may be missing (None)."""
+
+    file: str
+    checkpoint: str | None = None
+    capture_rate: float | None = None
+    episodes: float | None = None
+    ci: tuple[float | None, float | None] = (None, None)
+    mean_return: float | None = None
+    baseline_capture: float | None = None
+    parent_capture: float | None = None
+    parent_label: str | None = None
+    problem: str | None = None
+
+
+@dataclass
+class RootCache:
+    """What was read from one runs root, keyed by file so that unchanged files are never opened again."""
+
+    records: dict[Path, tuple[FileKey, RunRecord | str]] = field(default_factory=dict)
+    curves: dict[Path, Curve] = field(default_factory=dict)
+    evaluations: dict[Path, tuple[FileKey, Evaluation]] = field(default_factory=dict)
+
+    def prune(self, run_dirs: set[Path]) -> None:
+        """Forget runs no longer in the runs root (deleted by cleanup) so the cache never outgrows it."""
+        for table in (self.records, self.curves):
+            for path in [p for p in table if p.parent not in run_dirs]:
+                del table[path]
+        for path in [p for p in self.evaluations if p.parent.parent not in run_dirs]:
+            del self.evaluations[path]
+
+
+LOCK = threading.Lock()
+_CACHES: dict[Path, RootCache] = {}
+
+
+def root_cache(root: Path) -> RootCache:
+    key = root.resolve()
+    cache = _CACHES.pop(key, None) or RootCache()
+    _CACHES[key] = cache  # most recently used last
+    while len(_CACHES) > _MAX_CACHED_ROOTS:
+        del _CACHES[next(iter(_CACHES))]
+    return cache
+
+
+def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str, str]]]:
+    """Valid run records, and (folder, problem) for run folders without one (shown, never hidden)."""
+    records, problems = [], []
+    for entry in run_entries(root):
+        if entry.is_symlink():
+            problems.append((entry.name, "symbolic link (not followed)"))
+            continue
+        outcome = _cached_record(entry, cache)
+        if isinstance(outcome, str):
+            problems.append((entry.name, outcome))
+        else:
+            records.append(outcome)
+    return records, problems
+
+
+def _cached_record(run_dir: Path, cache: RootCache) -> RunRecord | str:
+    """The run's record (or why it has none), parsed again only when run.json changed."""
+    path = run_dir / RUN_RECORD_FILE
+    key = _file_key(path)
+    if key is None:
+        return f"{RUN_RECORD_FILE} missing (a run starting up, or an incomplete folder)"
+    cached = cache.records.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        outcome: RunRecord | str = load_record(run_dir)
+    except MissionGymError as exc:
+        outcome = str(exc)
+    cache.records[path] = (key, outcome)
+    return outcome
+
+
+def select(
+    records: list[RunRecord], problems: list[tuple[str, str]], lineage_filter: str | None, root: Path
+) -> tuple[list[RunRecord], str]:
+    """The records to show and the page title for `lineage_filter` (see generate_unified_dashboard)."""
+    if lineage_filter is None:
+        return records, "All runs"
+    if lineage_filter == ACTIVE:
+        current = active_run(records)
+        if current is None:
+            return [], "Active lineage (no runs yet)"
+        name, title = current.run_name, f"Lineage of the active run {current.run_name}"
+    else:
+        name, title = lineage_filter, f"Lineage of {lineage_filter}"
+    if name not in {r.run_name for r in records}:
+        broken = dict(problems).get(name)
+        if broken is not None:
+            raise RunNameError(f"run {name!r} in {root} has no valid run record: {broken}")
+        raise RunNameError(unknown_run_message(name, [r.run_name for r in records], root))
+    members = lineage_members(records, name)
+    return [r for r in records if r.run_name in members], title
+
+
+def _read_curve(path: Path, cache: RootCache) -> Curve:
+    """The run's curve, with the lines appended to metrics.jsonl since the last call read in."""
+    key = _file_key(path)
+    curve = cache.curves.get(path)
+    if curve is not None and curve.key == key:
+        return curve
+    if curve is None or key is None or curve.key is None or key[2] != curve.key[2] or key[0] < curve.offset:
+        curve = cache.curves[path] = Curve()  # new, deleted, replaced or truncated: start over
+    if key is not None:
+        _append_lines(curve, path, key)
+    return curve
+
+
+def _append_lines(curve: Curve, path: Path, key: FileKey) -> None:
+    """Parse the complete lines between the curve's offset and the size the file had when stat'ed."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(curve.offset)
+            chunk = handle.read(key[0] - curve.offset)
+    except OSError:
+        return  # deleted since the stat (a concurrent cleanup): the next call sees it gone
+    # Only complete lines: an unterminated last line is being written, or was cut by a crash (then the
+    # next appended line joins it into one unparsable line, which is skipped).
+    end = chunk.rfind(b"\n") + 1
+    for point in filter(None, map(_metric_point, _parse_lines(chunk[:end]))):
+        curve.timestep.append(point[0])
+        curve.ep_return.append(point[1])
+        curve.capture.append(point[2])
+        curve.svg = None
+    curve.offset += end
+    curve.key = key
+
+
+def _parse_lines(data: bytes) -> list[Any]:
+    """The JSON value of each line, skipping unparsable ones. All lines at once when they are all valid
+    (the usual case): one parse of the block is several times faster than one per line."""
+    lines = [line for line in data.splitlines() if line.strip()]
+    try:
+        return json.loads(b"[" + b",".join(lines) + b"]")
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return [row for row in map(_parse_line, lines) if row is not _UNPARSABLE]
+
+
+_UNPARSABLE = object()
+
+
+def _parse_line(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return _UNPARSABLE
+
+
+def _metric_point(row: Any) -> tuple[float, float, float] | None:
+    """(timestep, ep_return_mean, capture_rate) of one metrics row; None for a row without a timestep."""
+    if not isinstance(row, dict):
+        return None
+    step = finite(row.get("timestep"))
+    if step is None:
+        return None
+    return (step, _nan_if_none(finite(row.get("ep_return_mean"))), _nan_if_none(finite(row.get("capture_rate"))))
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _evaluation_rank(path: Path) -> tuple[int, str]:
+    """Newest report first: by the checkpoint step in its name, final_model after every checkpoint."""
+    if path.stem == Path(FINAL_MODEL_FILE).stem:
+        return (2**63, path.name)
+    try:
+        return (checkpoint_step(f"{path.stem}.zip"), path.name)
+    except ValueError:
+        return (-1, path.name)
+
+
+def _latest_evaluation(run_dir: Path, cache: RootCache) -> Evaluation | None:
+    """The run's newest evaluation report, parsed again only when that file changed."""
+    try:
+        folder = (run_dir / EVALUATIONS_DIR).iterdir()
+        reports = [p for p in folder if p.suffix == ".json" and not p.name.startswith(".")]  # "." = temp file
+    except OSError:
+        return None
+    if not reports:
+        return None
+    newest = max(reports, key=_evaluation_rank)
+    key = _file_key(newest)
+    cached = cache.evaluations.get(newest)
+    if key is None or (cached is not None and cached[0] == key):
+        return cached[1] if cached else None
+    for path in [p for p in cache.evaluations if p.parent == newest.parent]:
+        del cache.evaluations[path]  # only the newest report of a run is kept
+    evaluation = _read_evaluation(newest)
+    cache.evaluations[newest] = (key, evaluation)
+    return evaluation
+
+
+def _read_evaluation(path: Path) -> Evaluation:
+    """Pick the known fields out of a report; a malformed report yields a problem, never an exception."""
+    try:
+        report = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        return Evaluation(file=path.name, problem=f"unreadable ({exc})")
+    if not isinstance(report, dict):
+        return Evaluation(file=path.name, problem="not a JSON object")
+    ci = report.get("capture_rate_ci")
+    ci_pair = (finite(ci[0]), finite(ci[1])) if isinstance(ci, list) and len(ci) == 2 else (None, None)
+    baseline, parent = _as_dict(report.get("baseline")), _as_dict(report.get("parent"))
+    parent_label = parent.get("checkpoint") or parent.get("run") or parent.get("run_name")
+    return Evaluation(
+        file=path.name,
+        checkpoint=_text_or_none(report.get("checkpoint")),
+        capture_rate=finite(report.get("capture_rate")),
+        episodes=finite(report.get("episodes")),
+        ci=ci_pair,
+        mean_return=finite(report.get("mean_return")),
+        baseline_capture=finite(baseline.get("capture_rate")),
+        parent_capture=finite(parent.get("capture_rate")),
+        parent_label=_text_or_none(parent_label),
+    )
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- the rows shown -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One run as displayed: its place in the lineage forest and what was read from its folder."""
+
+    node: TreeNode
+    tree_parent: str | None
+    is_active: bool
+    curve: Curve
+    evaluation: Evaluation | None
+
+    @property
+    def record(self) -> RunRecord:
+        return self.node.record
+
+
+def rows_in_order(root: Path, records: list[RunRecord], cache: RootCache, active: RunRecord | None) -> list[Row]:
+    """Runs in display order; a record's folder is `root/run_name` (load_record checked the name)."""
+    rows = []
+    for node, tree_parent in _walk(lineage_forest(records)):
+        run_dir = root / node.name
+        is_active = active is not None and active.run_name == node.name
+        curve = _read_curve(run_dir / METRICS_FILE, cache)
+        rows.append(Row(node, tree_parent, is_active, curve, _latest_evaluation(run_dir, cache)))
+    return rows
+
+
+def _walk(roots: Sequence[TreeNode]) -> Iterator[tuple[TreeNode, str | None]]:
+    """Depth-first with (node, tree parent name); siblings by most recent activity in their subtree, so
+    the path to the active run is always the first branch of its tree (lineage_forest orders roots)."""
+    stack: list[tuple[TreeNode, str | None]] = [(n, None) for n in reversed(roots)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        kids = sorted(node.children, key=lambda c: (c.activity, c.name))  # oldest first: popped last
+        stack.extend((child, node.name) for child in kids)
+
+
