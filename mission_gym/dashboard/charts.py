@@ -18,7 +18,7 @@ _PANELS = ((15, 41), (59, 85))  # y top/bottom of the return and capture-rate pa
 _RETURN_COLOR, _CAPTURE_COLOR = "#2563eb", "#059669"
 
 
-def _downsample(columns: np.ndarray, limit: int = MAX_CURVE_POINTS) -> np.ndarray:
+def downsample(columns: np.ndarray, limit: int = MAX_CURVE_POINTS) -> np.ndarray:
     """Average consecutive rows into at most `limit` buckets, ignoring NaN (a bucket of NaN stays NaN).
 
     Means rather than every k-th row: the curve keeps its shape without the noise of single updates.
@@ -37,10 +37,9 @@ def chart_svg(curve: Curve) -> str:
     """The learning curve of one run, drawn once per change of its metrics (cached on the curve)."""
     if curve.svg is None:
         if len(curve):
-            arrays = (curve.timestep, curve.ep_return, curve.capture)
-            # np.array copies: a numpy view would pin the buffer and make the next append raise.
-            columns = np.column_stack([np.array(a, dtype=np.float64) for a in arrays])
-            curve.svg = _draw_chart(_downsample(columns), (min(curve.timestep), max(curve.timestep)))
+            steps = curve.column("timestep")
+            columns = np.column_stack([steps, curve.column("ep_return_mean"), curve.column("capture_rate")])
+            curve.svg = _draw_chart(downsample(columns), (float(steps.min()), float(steps.max())))
         else:
             curve.svg = '<span class="muted">no metrics yet</span>'
     return curve.svg
@@ -108,66 +107,3 @@ def _label(x: float, y: float, text: str, color: str, anchor: str = "start", bol
 def _last_finite(values: np.ndarray) -> float | None:
     finite = values[np.isfinite(values)]
     return float(finite[-1]) if finite.size else None
-
-
-# --- lineage forest picture ---------------------------------------------------------------------------
-
-_NODE_W, _NODE_H, _ROW_H, _INDENT, _PAD = 270, 22, 30, 130, 8
-_NODE_NAME_CHARS = 30
-_STATUS_COLORS = {  # fill, stroke
-    "running": ("#dcfce7", "#15803d"),
-    "stalled": ("#ffedd5", "#c2410c"),
-    "finished": ("#dbeafe", "#1d4ed8"),
-    "failed": ("#fee2e2", "#b91c1c"),
-    "interrupted": ("#fef9c3", "#a16207"),
-}
-
-
-def forest_svg(rows: Sequence[Row], now: dt.datetime) -> str:
-    """Runs as boxes in table order, each child indented under its tree parent by an edge labelled with
-    the branch step (dashed where the direct parent run is gone and the run hangs under its root)."""
-    y_of = {row.node.name: _PAD + i * _ROW_H for i, row in enumerate(rows)}
-    x_of = {row.node.name: _PAD + row.node.depth * _INDENT for row in rows}
-    width = _PAD * 2 + _NODE_W + _INDENT * max((row.node.depth for row in rows), default=0)
-    height = _PAD * 2 + _ROW_H * len(rows) - (_ROW_H - _NODE_H)
-    parts = [f'<svg class="forest" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="lineage forest of {len(rows)} runs">']  # fmt: skip
-    parts += [_edge(row, x_of, y_of) for row in rows if row.tree_parent is not None]
-    parts += [_node(row, x_of[row.node.name], y_of[row.node.name], now) for row in rows]
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _edge(row: Row, x_of: dict[str, int], y_of: dict[str, int]) -> str:
-    record, parent = row.record, row.tree_parent or ""
-    x0, mid_y = x_of[parent] + 14, y_of[row.node.name] + _NODE_H / 2
-    x1 = x_of[row.node.name]
-    dash = "" if record.parent_run == parent else ' stroke-dasharray="4 3"'
-    step = record.parent_checkpoint.step if record.parent_checkpoint else None
-    label = f"@ {fmt_steps(step)}" if step is not None else "root"
-    return (
-        f'<path d="M{x0} {y_of[parent] + _NODE_H} V{mid_y} H{x1}" fill="none" stroke="#9ca3af" '
-        f'stroke-width="1.5"{dash}/>'
-        f'<text x="{x0 + 6}" y="{mid_y - 3}" font-size="10" fill="#4b5563">{esc(label)}</text>'
-    )
-
-
-def _node(row: Row, x: int, y: int, now: dt.datetime) -> str:
-    record = row.record
-    label, css = status_label(record, now)
-    fill, stroke = _STATUS_COLORS.get(css, ("#f3f4f6", "#6b7280"))
-    name = record.run_name
-    if len(name) > _NODE_NAME_CHARS:
-        name = name[: _NODE_NAME_CHARS - 1] + "…"
-    steps = f"{fmt_steps(record.timesteps.current)} / {fmt_steps(record.timesteps.target)} steps"
-    weight, stroke_w = ("600", 2.5) if row.is_active else ("400", 1)
-    return (
-        f'<g class="node"><title>{esc(f"{record.run_name}: {label}, {steps}")}</title>'
-        f'<rect x="{x}" y="{y}" width="{_NODE_W}" height="{_NODE_H}" rx="4" fill="{fill}" stroke="{stroke}" '
-        f'stroke-width="{stroke_w}"/>'
-        f'<text x="{x + 8}" y="{y + 15}" font-size="11.5" font-weight="{weight}" fill="#111827">{esc(name)}</text>'
-        f'<text x="{x + _NODE_W - 8}" y="{y + 15}" font-size="10" fill="{stroke}" text-anchor="end">'
-        f"{esc(label)}</text></g>"
-    )
-
-

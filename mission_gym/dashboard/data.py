@@ -7,6 +7,7 @@ to point at the run folder's layout module once it exists.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mission_gym.dashboard.fmt import finite
 from mission_gym.errors import MissionGymError, RunNameError
@@ -26,6 +29,11 @@ from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, load_record
 # --- the run folder's layout, as far as the dashboard reads it -----------------------------------------
 METRICS_FILE = "metrics.jsonl"
 EVALUATIONS_DIR = "evaluations"
+CHECKPOINTS_DIR = "checkpoints"
+CONFIG_SNAPSHOT_DIR = "configs"
+TENSORBOARD_DIR = "tensorboard"
+REPORT_SUFFIXES = (".md", ".gif")  # beside each evaluations/<model>.json: the readable report, the replay
+TIME_KEY = "time"  # the metrics column holding the wall-clock time of a row
 
 ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's lineage" (wins over a run so named)
 _MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only bounds memory in long test runs
@@ -33,7 +41,7 @@ _MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only b
 FileKey = tuple[int, int, int]  # (size, mtime_ns, inode): os.replace gives a new inode even at equal size/time
 
 
-def _file_key(path: Path) -> FileKey | None:
+def file_key(path: Path) -> FileKey | None:
     """Identity of a file's current content, or None when it does not exist (or vanished meanwhile)."""
     try:
         st = path.stat()
@@ -44,17 +52,48 @@ def _file_key(path: Path) -> FileKey | None:
 
 @dataclass
 class Curve:
-    """Points read so far from one metrics.jsonl, the byte offset reading resumes at, and the chart drawn."""
+    """Every numeric column read so far from one metrics.jsonl (`timestep` first, `time` as Unix seconds,
+    NaN where a row lacks the key), the byte offset reading resumes at, and the sparkline drawn."""
 
     key: FileKey | None = None
     offset: int = 0
-    timestep: array = field(default_factory=lambda: array("d"))
-    ep_return: array = field(default_factory=lambda: array("d"))
-    capture: array = field(default_factory=lambda: array("d"))
+    columns: dict[str, array] = field(default_factory=lambda: {"timestep": array("d")})
     svg: str | None = None
 
     def __len__(self) -> int:
-        return len(self.timestep)
+        return len(self.columns["timestep"])
+
+    def column(self, name: str) -> np.ndarray:
+        """A copy of one column (all NaN when no row had the key): a view would pin the growing buffer."""
+        values = self.columns.get(name)
+        return np.array(values, dtype=np.float64) if values is not None else np.full(len(self), np.nan)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """Append one metrics row that has a finite timestep; non-numeric values are left out."""
+        before = len(self)
+        for name, value in row.items():
+            number = _epoch_seconds(value) if name == TIME_KEY else finite(value)
+            if number is None:
+                continue
+            column = self.columns.get(name)
+            if column is None:
+                column = self.columns[name] = array("d", [math.nan]) * before
+            column.append(number)
+        for column in self.columns.values():
+            if len(column) == before:
+                column.append(math.nan)
+        self.svg = None
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    """Unix seconds of an ISO 8601 time with a UTC offset (training writes `time` so); None otherwise."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +109,9 @@ class Evaluation:
     baseline_capture: float | None = None
     parent_capture: float | None = None
     parent_label: str | None = None
+    baseline_paired: tuple[int, int] | None = None  # seeds only this model captures, only the baseline does
+    parent_paired: tuple[int, int] | None = None
+    step: float | None = None
     problem: str | None = None
 
 
@@ -80,14 +122,16 @@ class RootCache:
     records: dict[Path, tuple[FileKey, RunRecord | str]] = field(default_factory=dict)
     curves: dict[Path, Curve] = field(default_factory=dict)
     evaluations: dict[Path, tuple[FileKey, Evaluation]] = field(default_factory=dict)
+    configs: dict[Path, tuple[FileKey, dict[str, Any]]] = field(default_factory=dict)  # flattened YAML
 
     def prune(self, run_dirs: set[Path]) -> None:
         """Forget runs no longer in the runs root (deleted by cleanup) so the cache never outgrows it."""
         for table in (self.records, self.curves):
             for path in [p for p in table if p.parent not in run_dirs]:
                 del table[path]
-        for path in [p for p in self.evaluations if p.parent.parent not in run_dirs]:
-            del self.evaluations[path]
+        for deeper in (self.evaluations, self.configs):
+            for path in [p for p in deeper if p.parent.parent not in run_dirs]:
+                del deeper[path]
 
 
 LOCK = threading.Lock()
@@ -121,7 +165,7 @@ def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str,
 def _cached_record(run_dir: Path, cache: RootCache) -> RunRecord | str:
     """The run's record (or why it has none), parsed again only when run.json changed."""
     path = run_dir / RUN_RECORD_FILE
-    key = _file_key(path)
+    key = file_key(path)
     if key is None:
         return f"{RUN_RECORD_FILE} missing (a run starting up, or an incomplete folder)"
     cached = cache.records.get(path)
@@ -159,7 +203,7 @@ def select(
 
 def _read_curve(path: Path, cache: RootCache) -> Curve:
     """The run's curve, with the lines appended to metrics.jsonl since the last call read in."""
-    key = _file_key(path)
+    key = file_key(path)
     curve = cache.curves.get(path)
     if curve is not None and curve.key == key:
         return curve
@@ -181,11 +225,9 @@ def _append_lines(curve: Curve, path: Path, key: FileKey) -> None:
     # Only complete lines: an unterminated last line is being written, or was cut by a crash (then the
     # next appended line joins it into one unparsable line, which is skipped).
     end = chunk.rfind(b"\n") + 1
-    for point in filter(None, map(_metric_point, _parse_lines(chunk[:end]))):
-        curve.timestep.append(point[0])
-        curve.ep_return.append(point[1])
-        curve.capture.append(point[2])
-        curve.svg = None
+    for row in _parse_lines(chunk[:end]):
+        if isinstance(row, dict) and finite(row.get("timestep")) is not None:
+            curve.add_row(row)
     curve.offset += end
     curve.key = key
 
@@ -210,20 +252,6 @@ def _parse_line(line: bytes) -> Any:
         return _UNPARSABLE
 
 
-def _metric_point(row: Any) -> tuple[float, float, float] | None:
-    """(timestep, ep_return_mean, capture_rate) of one metrics row; None for a row without a timestep."""
-    if not isinstance(row, dict):
-        return None
-    step = finite(row.get("timestep"))
-    if step is None:
-        return None
-    return (step, _nan_if_none(finite(row.get("ep_return_mean"))), _nan_if_none(finite(row.get("capture_rate"))))
-
-
-def _nan_if_none(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
 def _evaluation_rank(path: Path) -> tuple[int, str]:
     """Newest report first: by the checkpoint step in its name, final_model after every checkpoint."""
     if path.stem == Path(FINAL_MODEL_FILE).stem:
@@ -234,17 +262,23 @@ def _evaluation_rank(path: Path) -> tuple[int, str]:
         return (-1, path.name)
 
 
-def _latest_evaluation(run_dir: Path, cache: RootCache) -> Evaluation | None:
-    """The run's newest evaluation report, parsed again only when that file changed."""
+def _evaluations(run_dir: Path, cache: RootCache) -> tuple[Evaluation | None, tuple[int, ...]]:
+    """The run's newest evaluation report, parsed again only when that file changed, and the checkpoint
+    steps of all its reports (from their names; final_model's is not in its name, so not marked)."""
     try:
         folder = (run_dir / EVALUATIONS_DIR).iterdir()
         reports = [p for p in folder if p.suffix == ".json" and not p.name.startswith(".")]  # "." = temp file
     except OSError:
-        return None
+        return None, ()
+    steps = tuple(sorted(rank for rank, _ in map(_evaluation_rank, reports) if 0 <= rank < 2**63))
+    return _latest_evaluation(reports, cache), steps
+
+
+def _latest_evaluation(reports: list[Path], cache: RootCache) -> Evaluation | None:
     if not reports:
         return None
     newest = max(reports, key=_evaluation_rank)
-    key = _file_key(newest)
+    key = file_key(newest)
     cached = cache.evaluations.get(newest)
     if key is None or (cached is not None and cached[0] == key):
         return cached[1] if cached else None
@@ -277,7 +311,17 @@ def _read_evaluation(path: Path) -> Evaluation:
         baseline_capture=finite(baseline.get("capture_rate")),
         parent_capture=finite(parent.get("capture_rate")),
         parent_label=_text_or_none(parent_label),
+        baseline_paired=_paired(baseline.get("paired")),
+        parent_paired=_paired(parent.get("paired")),
+        step=finite(report.get("step")),
     )
+
+
+def _paired(value: Any) -> tuple[int, int] | None:
+    """(seeds only ours captured, seeds only theirs captured) of a paired comparison, when both are counts."""
+    section = _as_dict(value)
+    better, worse = finite(section.get("only_ours_captured")), finite(section.get("only_theirs_captured"))
+    return None if better is None or worse is None else (int(better), int(worse))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -300,6 +344,7 @@ class Row:
     is_active: bool
     curve: Curve
     evaluation: Evaluation | None
+    evaluation_steps: tuple[int, ...] = ()
 
     @property
     def record(self) -> RunRecord:
@@ -313,7 +358,7 @@ def rows_in_order(root: Path, records: list[RunRecord], cache: RootCache, active
         run_dir = root / node.name
         is_active = active is not None and active.run_name == node.name
         curve = _read_curve(run_dir / METRICS_FILE, cache)
-        rows.append(Row(node, tree_parent, is_active, curve, _latest_evaluation(run_dir, cache)))
+        rows.append(Row(node, tree_parent, is_active, curve, *_evaluations(run_dir, cache)))
     return rows
 
 

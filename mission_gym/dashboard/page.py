@@ -1,85 +1,125 @@
-"""The page: one self-contained HTML document built from the rows read by `data` and the pictures of `charts`."""
+"""The page: one self-contained, offline HTML document (runs/dashboard.html) that works from file://.
+
+Built from the rows `data` read: a compare chart (uPlot, drawn by app.js from the run data embedded as
+JSON), the lineage forest (one collapsible picture per tree), the run table and folders without a record.
+The Content-Security-Policy allows only the inline scripts by hash, no request of any kind (`connect-src
+'none'`), and images only as data: URLs, as a second line of defence behind `esc`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from mission_gym.dashboard.charts import chart_svg, forest_svg
-from mission_gym.dashboard.data import Evaluation, Row
-from mission_gym.dashboard.fmt import esc, fmt_age, fmt_num, fmt_pct, fmt_steps, fmt_time, status_label
-from mission_gym.runs.record import RunRecord
+from mission_gym.dashboard.assets import load_assets, script_hash
+from mission_gym.dashboard.changes import Change
+from mission_gym.dashboard.data import Row
+from mission_gym.dashboard.fmt import esc, fmt_steps, fmt_time, status_label
+from mission_gym.dashboard.forest import forest_svg
+from mission_gym.dashboard.payload import page_data
+from mission_gym.dashboard.table import Links, table
 
 REFRESH_S = 5
-
-_CSS = """
-*{box-sizing:border-box}
-body{margin:0;padding:20px 28px 40px;background:#f6f7f9;color:#1f2328;
-  font:13px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-h1{font-size:20px;margin:0 0 2px}
-h2{font-size:14px;margin:22px 0 8px;color:#374151;text-transform:uppercase;letter-spacing:.04em}
-.sub,.muted,.meta{color:#6b7280}
-.meta{font-size:12px}
-td.status .meta,td.status{white-space:nowrap}
-.active-line{margin-top:6px}
-.panel{background:#fff;border:1px solid #d0d7de;border-radius:8px;overflow:auto}
-.forest-panel{max-height:380px;padding:4px}
-table{border-collapse:collapse;width:100%}
-th{position:sticky;top:0;background:#f0f2f5;text-align:left;font-weight:600;font-size:12px;color:#374151;
-  padding:8px 10px;border-bottom:1px solid #d0d7de;white-space:nowrap}
-td{padding:8px 10px;border-top:1px solid #e5e7eb;vertical-align:top}
-tbody tr:hover{background:#f9fafb}
-tr.active-run{background:#f0f9ff}
-tr.active-run td:first-child{box-shadow:inset 3px 0 #0284c7}
-.tree{white-space:nowrap}
-.arrow{color:#9ca3af;margin-right:4px}
-.name{font-weight:600;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-.pill{display:inline-block;margin-left:6px;padding:0 6px;border-radius:9px;font-size:11px;
-  background:#0284c7;color:#fff;vertical-align:1px}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;border:1px solid}
-.badge.running{background:#dcfce7;color:#166534;border-color:#86efac}
-.badge.stalled{background:#ffedd5;color:#9a3412;border-color:#fdba74;border-style:dashed}
-.badge.finished{background:#dbeafe;color:#1e40af;border-color:#93c5fd}
-.badge.failed{background:#fee2e2;color:#991b1b;border-color:#fca5a5}
-.badge.interrupted{background:#fef9c3;color:#854d0e;border-color:#fde047}
-.bar{width:130px;height:6px;background:#e5e7eb;border-radius:3px;margin:4px 0 2px;overflow:hidden}
-.bar>div{height:100%;background:#2563eb}
-.num{font-variant-numeric:tabular-nums;white-space:nowrap}
-.big{font-size:15px;font-weight:600}
-td.notes-cell{min-width:12em}
-.notes{white-space:pre-wrap;overflow-wrap:anywhere;max-width:26em}
-.error{white-space:pre-wrap;overflow-wrap:anywhere;max-width:26em;color:#991b1b;font-size:12px;margin-top:4px}
-.chart{display:block}
-details{margin-top:18px}
-summary{cursor:pointer;color:#9a3412;font-weight:600}
-.problems{white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
-"""
-_COLUMNS = ("Run", "Status", "Progress", "Learning curve", "Latest evaluation", "Notes")
-_COLUMN_CLASSES = ("run", "status", "progress", "curve", "evaluation", "notes-cell")
+_OPEN_TREES = 3  # trees shown unfolded: the first ones, which hold the most recent activity
 
 
-def render_page(title: str, rows: Sequence[Row], problems: Sequence[tuple[str, str]], now: dt.datetime) -> str:
+@dataclass(frozen=True)
+class View:
+    """Everything one page shows."""
+
+    title: str
+    rows: Sequence[Row]
+    problems: Sequence[tuple[str, str]]
+    now: dt.datetime
+    changes: Mapping[str, list[Change]]
+    links: Links
+
+
+def render_page(view: View) -> str:
+    """The whole document."""
+    assets = load_assets()
+    rows, now = view.rows, view.now
     running = sum(row.record.is_live(now) for row in rows)
-    summary = f"{title} · {len(rows)} runs, {running} running · generated {fmt_time(now)}"
+    summary = f"{view.title} · {len(rows)} runs, {running} running · generated {fmt_time(now)}"
     summary += f" · refreshes every {REFRESH_S} s"
     header = f'<h1>Mission Gym runs</h1><div class="sub">{esc(summary)}</div>{_active_line(rows, now)}'
     body = [f"<header>{header}</header>"]
     if rows:
-        body += ['<h2>Lineage</h2><div class="panel forest-panel">', forest_svg(rows, now), "</div>"]
-        body += ["<h2>Runs</h2>", _table(rows, now)]
+        lineage_of = tree_roots(rows)
+        body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes)]
+        body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links)]
+        body.append('<nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span>'
+                    '<button id="next">next ›</button></nav>')  # fmt: skip
+        data = f'<script type="application/json" id="mg-data">{page_data(rows, view.changes, lineage_of)}</script>'
     else:
         body.append('<p class="muted">No runs to show yet.</p>')
-    body.append(_problems(problems))
+        data = ""
+    body.append(_problems(view.problems))
+    scripts = (assets.uplot_js, assets.app_js)
+    csp = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; connect-src 'none'; "
+        f"script-src {' '.join(map(script_hash, scripts))}"
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        # Nothing on this page may run or load anything, even if a string ever slipped through unescaped.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
-        f'<meta http-equiv="refresh" content="{REFRESH_S}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
+        f'<noscript><meta http-equiv="refresh" content="{REFRESH_S}"></noscript>\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>Mission Gym · {esc(title)}</title>\n<style>{_CSS}</style></head>\n<body>\n"
+        f"<title>Mission Gym · {esc(view.title)}</title>\n<style>{assets.uplot_css}\n{assets.page_css}</style></head>\n"
+        f'<body data-refresh-s="{REFRESH_S}">\n'
         + "\n".join(body)
-        + "\n</body></html>\n"
+        + f"\n{data}\n"
+        + "".join(f"<script>{script}</script>\n" for script in scripts)
+        + "</body></html>\n"
+    )
+
+
+_COMPARE = """<h2>Compare</h2><div class="panel compare">
+<div class="controls"><label>metric <select id="metric"></select></label>
+<label>x <select id="xaxis"><option value="timestep">global step</option><option value="time">wall-clock</option></select></label>
+<label>smoothing <input type="range" id="smooth" min="0" max="0.99" step="0.01" value="0"> <output id="smooth-value">0</output></label>
+<label><input type="checkbox" id="history" checked> parents' history</label>
+<button id="clear">clear selection</button><span id="selection" class="meta"></span></div>
+<div id="chart"><p class="muted">Tick runs in the table (or a lineage below) to compare their curves.</p></div>
+<div id="hyperparameters"></div></div>"""
+
+
+def tree_roots(rows: Sequence[Row]) -> dict[str, str]:
+    """Each run's tree root in the forest (rows come depth-first, so a parent precedes its children)."""
+    roots: dict[str, str] = {}
+    for row in rows:
+        roots[row.node.name] = row.node.name if row.tree_parent is None else roots[row.tree_parent]
+    return roots
+
+
+def _forest(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Change]]) -> str:
+    """One <details> per tree, the first few open; a button ticks the whole lineage for comparison."""
+    trees: dict[str, list[Row]] = {}
+    for row, root in zip(rows, tree_roots(rows).values(), strict=True):
+        trees.setdefault(root, []).append(row)
+    parts = []
+    for i, (root, members) in enumerate(trees.items()):
+        opened = " open" if i < _OPEN_TREES else ""
+        parts.append(
+            f'<details class="tree-panel" data-lineage="{esc(root)}"{opened}><summary><span class="name">{esc(root)}'
+            f'</span> <span class="meta">{len(members)} run(s)</span></summary>'
+            f'<button class="pick-lineage" value="{esc(root)}">compare this lineage</button>'
+            f'<div class="forest-wrap">{forest_svg(members, now, changes)}</div></details>'
+        )
+    return '<div class="panel forest-panel">' + "".join(parts) + "</div>"
+
+
+def _filters(lineage_of: Mapping[str, str]) -> str:
+    roots = "".join(f'<option value="{esc(root)}">{esc(root)}</option>' for root in dict.fromkeys(lineage_of.values()))
+    statuses = "".join(f'<option value="{s}">{s}</option>'
+                       for s in ("running", "stalled", "finished", "interrupted", "failed"))  # fmt: skip
+    return (
+        '<div class="filters"><input id="filter-text" type="search" placeholder="filter by name or notes" '
+        'aria-label="filter by name or notes">'
+        f'<select id="filter-status" aria-label="status"><option value="">any status</option>{statuses}</select>'
+        f'<select id="filter-lineage" aria-label="lineage"><option value="">any lineage</option>{roots}</select>'
+        '<span id="filter-count" class="meta"></span></div>'
     )
 
 
@@ -93,96 +133,6 @@ def _active_line(rows: Sequence[Row], now: dt.datetime) -> str:
         f'<div class="active-line">Most recently active: <span class="name">{esc(record.run_name)}</span> '
         f"— {esc(label)}, {fmt_steps(record.timesteps.current)} / {fmt_steps(record.timesteps.target)} steps</div>"
     )
-
-
-def _table(rows: Sequence[Row], now: dt.datetime) -> str:
-    head = "".join(f"<th>{name}</th>" for name in _COLUMNS)
-    body = "\n".join(_table_row(row, now) for row in rows)
-    return f'<div class="panel"><table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>'
-
-
-def _table_row(row: Row, now: dt.datetime) -> str:
-    cells = (
-        _run_cell(row),
-        _status_cell(row.record, now),
-        _progress_cell(row.record),
-        chart_svg(row.curve),
-        _evaluation_cell(row.evaluation),
-        _notes_cell(row.record),
-    )
-    row_class = ' class="active-run"' if row.is_active else ""
-    tds = "".join(
-        f'<td class="{css_class}">{cell}</td>' for css_class, cell in zip(_COLUMN_CLASSES, cells, strict=True)
-    )
-    return f'<tr{row_class} data-run="{esc(row.record.run_name)}" data-depth="{row.node.depth}">{tds}</tr>'
-
-
-def _run_cell(row: Row) -> str:
-    record, depth = row.record, row.node.depth
-    indent = f' style="padding-left:{1.4 * depth:.1f}em"' if depth else ""
-    arrow = '<span class="arrow">↳</span>' if depth else ""
-    pill = '<span class="pill">active</span>' if row.is_active else ""
-    lines = [f'<div class="tree"{indent}>{arrow}<span class="name">{esc(record.run_name)}</span>{pill}</div>']
-    if record.parent_run or record.parent_checkpoint:
-        step = fmt_steps(record.parent_checkpoint.step) if record.parent_checkpoint else "—"
-        lines.append(f'<div class="meta"{indent}>from {esc(record.parent_run or "?")} @ {step}</div>')
-    if record.branch_name:
-        lines.append(f'<div class="meta"{indent}>branch {esc(record.branch_name)}</div>')
-    where = f"{esc(record.device)} on {esc(record.host)}"
-    lines.append(f'<div class="meta"{indent}>created {fmt_time(record.created_at)} · {where}</div>')
-    return "".join(lines)
-
-
-def _status_cell(record: RunRecord, now: dt.datetime) -> str:
-    label, css = status_label(record, now)
-    age = (now - record.heartbeat_at).total_seconds()
-    return (
-        f'<span class="badge {css}">{esc(label)}</span>'
-        f'<div class="meta" title="{esc(fmt_time(record.heartbeat_at))}">updated {fmt_age(age)}</div>'
-    )
-
-
-def _progress_cell(record: RunRecord) -> str:
-    steps = record.timesteps
-    span = steps.target - steps.start
-    done = 1.0 if span <= 0 else min(max((steps.current - steps.start) / span, 0.0), 1.0)
-    start = f" · from {fmt_steps(steps.start)}" if steps.start else ""
-    return (
-        f'<div class="num" title="{steps.current:,} / {steps.target:,}">{fmt_steps(steps.current)} / '
-        f"{fmt_steps(steps.target)}</div>"
-        f'<div class="bar"><div style="width:{100 * done:.1f}%"></div></div>'
-        f'<div class="meta num">{100 * done:.0f}%{start}</div>'
-    )
-
-
-def _evaluation_cell(evaluation: Evaluation | None) -> str:
-    if evaluation is None:
-        return '<span class="muted">not evaluated</span>'
-    if evaluation.problem is not None:
-        return f'<div class="error">{esc(evaluation.file)}: {esc(evaluation.problem)}</div>'
-    lo, hi = evaluation.ci
-    ci = f" [{fmt_pct(lo)}–{fmt_pct(hi)}]" if lo is not None and hi is not None else ""
-    returns = f"mean return {fmt_num(evaluation.mean_return)}"
-    if evaluation.episodes is not None:
-        returns += f" · {evaluation.episodes:.0f} episodes"
-    versus = [f"baseline {fmt_pct(evaluation.baseline_capture)}"]
-    if evaluation.parent_capture is not None:
-        parent = f"parent {fmt_pct(evaluation.parent_capture)}"
-        versus.append(f'<span title="{esc(evaluation.parent_label or "")}">{parent}</span>')
-    source = evaluation.checkpoint or evaluation.file
-    return (
-        f'<div class="num"><span class="big">{fmt_pct(evaluation.capture_rate)}</span> '
-        f'<span class="meta">capture{ci}</span></div>'
-        f'<div class="meta">{returns}</div>'
-        f'<div class="meta">{" · ".join(versus)}</div>'
-        f'<div class="meta" title="{esc(source)}">{esc(Path(source).name)}</div>'
-    )
-
-
-def _notes_cell(record: RunRecord) -> str:
-    notes = f'<div class="notes">{esc(record.notes)}</div>' if record.notes else ""
-    error = f'<div class="error">{esc(record.error)}</div>' if record.error else ""
-    return notes + error
 
 
 def _problems(problems: Sequence[tuple[str, str]]) -> str:
