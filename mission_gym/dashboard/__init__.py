@@ -68,7 +68,7 @@ def generate_unified_dashboard(
         changes = _changes(root, rows, {r.run_name: r for r in records}, cache)
         # Rendering fills the curves' SVG cache, so it stays under the lock too.
         shown_problems = problems if lineage_filter is None else []
-        page = render_page(View(title, rows, shown_problems, utc_now(), changes, links))
+        page = render_page(View(title, rows, shown_problems, utc_now(), changes, links, cache))
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, page)
     return target
@@ -81,7 +81,9 @@ def _changes(root: Path, rows: list[Row], records: dict[str, RunRecord], cache: 
     for row in rows:
         parent = records.get(row.record.parent_run or "")
         if parent is not None:
-            changes[row.record.run_name] = run_changes(root, row.record, parent, cache)
+            changes[row.record.run_name] = cache.memo(
+                "changes", row.record.run_name, (row.record, parent), lambda: run_changes(root, row.record, parent, cache)
+            )
     return changes
 
 

@@ -24,7 +24,9 @@ def run_changes(root: Path, child: RunRecord, parent: RunRecord, cache: RootCach
     """Every difference of `child` against `parent`: hyperparameters, then config keys, then unit counts."""
     changes = _dict_changes(parent.hyperparameters, child.hyperparameters, "")
     for name in sorted(set(parent.config.files) | set(child.config.files)):
-        if parent.config.files.get(name) != child.config.files.get(name):
+        if name not in parent.config.files or name not in child.config.files:
+            changes.append((name, _presence(parent, name), _presence(child, name)))
+        elif parent.config.files[name] != child.config.files[name]:
             before = _flat_config(root / parent.run_name / CONFIG_SNAPSHOT_DIR / name, cache)
             after = _flat_config(root / child.run_name / CONFIG_SNAPSHOT_DIR / name, cache)
             changes += _dict_changes(before, after, f"{name}: ") or [(name, "differs", "differs")]
@@ -33,6 +35,10 @@ def run_changes(root: Path, child: RunRecord, parent: RunRecord, cache: RootCach
         if before != after:
             changes.append((unit, _show(before), _show(after)))
     return changes
+
+
+def _presence(record: RunRecord, file_name: str) -> str:
+    return "present" if file_name in record.config.files else ABSENT
 
 
 def _dict_changes(before: dict[str, Any], after: dict[str, Any], prefix: str) -> list[Change]:

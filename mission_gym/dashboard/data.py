@@ -12,10 +12,10 @@ import json
 import math
 import threading
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,7 @@ TIME_KEY = "time"  # the metrics column holding the wall-clock time of a row
 ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's lineage" (wins over a run so named)
 _MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only bounds memory in long test runs
 
+T = TypeVar("T")
 FileKey = tuple[int, int, int]  # (size, mtime_ns, inode): os.replace gives a new inode even at equal size/time
 
 
@@ -68,21 +69,42 @@ class Curve:
         values = self.columns.get(name)
         return np.array(values, dtype=np.float64) if values is not None else np.full(len(self), np.nan)
 
-    def add_row(self, row: dict[str, Any]) -> None:
-        """Append one metrics row that has a finite timestep; non-numeric values are left out."""
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append metrics rows (each with a finite timestep), column by column; non-numeric values are NaN."""
+        if not rows:
+            return
         before = len(self)
-        for name, value in row.items():
-            number = _epoch_seconds(value) if name == TIME_KEY else finite(value)
-            if number is None:
-                continue
+        for name in dict.fromkeys(key for row in rows for key in row):
             column = self.columns.get(name)
             if column is None:
                 column = self.columns[name] = array("d", [math.nan]) * before
-            column.append(number)
+            column.extend(_numbers([row.get(name) for row in rows], name == TIME_KEY))
         for column in self.columns.values():
             if len(column) == before:
-                column.append(math.nan)
+                column.extend(array("d", [math.nan]) * len(rows))
         self.svg = None
+
+
+_PLAIN_NUMBERS = {int, float, type(None)}
+
+
+def _numbers(values: list[Any], is_time: bool) -> np.ndarray:
+    """Floats of one column, NaN for what is not a finite number (times: Unix seconds of ISO strings)."""
+    if is_time:
+        return np.array([_nan_if_none(_epoch_seconds(v)) for v in values], dtype=np.float64)
+    if set(map(type, values)) <= _PLAIN_NUMBERS:  # the usual case, converted by numpy in one go
+        try:
+            numbers = np.array(values, dtype=np.float64)  # None becomes NaN
+        except OverflowError:  # a JSON integer beyond float range
+            numbers = np.array([_nan_if_none(finite(v)) for v in values], dtype=np.float64)
+    else:
+        numbers = np.array([_nan_if_none(finite(v)) for v in values], dtype=np.float64)
+    numbers[~np.isfinite(numbers)] = math.nan
+    return numbers
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _epoch_seconds(value: Any) -> float | None:
@@ -123,12 +145,26 @@ class RootCache:
     curves: dict[Path, Curve] = field(default_factory=dict)
     evaluations: dict[Path, tuple[FileKey, Evaluation]] = field(default_factory=dict)
     configs: dict[Path, tuple[FileKey, dict[str, Any]]] = field(default_factory=dict)  # flattened YAML
+    fragments: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
+
+    def memo(self, kind: str, run_name: str, inputs: tuple[Any, ...], make: Callable[[], T]) -> T:
+        """`make()` for one run, reused while each input is the same object (or an equal value) as last
+        time: at 10,000 runs, rendering every unchanged row again would dominate a refresh."""
+        cached = self.fragments.get((kind, run_name))
+        if cached is not None and all(a is b or a == b for a, b in zip(cached[0], inputs, strict=True)):
+            return cached[1]
+        value = make()
+        self.fragments[(kind, run_name)] = (inputs, value)
+        return value
 
     def prune(self, run_dirs: set[Path]) -> None:
         """Forget runs no longer in the runs root (deleted by cleanup) so the cache never outgrows it."""
         for table in (self.records, self.curves):
             for path in [p for p in table if p.parent not in run_dirs]:
                 del table[path]
+        names = {run_dir.name for run_dir in run_dirs}
+        for kind_and_name in [k for k in self.fragments if k[1] not in names]:
+            del self.fragments[kind_and_name]
         for deeper in (self.evaluations, self.configs):
             for path in [p for p in deeper if p.parent.parent not in run_dirs]:
                 del deeper[path]
@@ -225,9 +261,8 @@ def _append_lines(curve: Curve, path: Path, key: FileKey) -> None:
     # Only complete lines: an unterminated last line is being written, or was cut by a crash (then the
     # next appended line joins it into one unparsable line, which is skipped).
     end = chunk.rfind(b"\n") + 1
-    for row in _parse_lines(chunk[:end]):
-        if isinstance(row, dict) and finite(row.get("timestep")) is not None:
-            curve.add_row(row)
+    rows = _parse_lines(chunk[:end])
+    curve.add_rows([row for row in rows if isinstance(row, dict) and finite(row.get("timestep")) is not None])
     curve.offset += end
     curve.key = key
 

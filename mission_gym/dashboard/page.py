@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mission_gym.dashboard.assets import load_assets, script_hash
 from mission_gym.dashboard.changes import Change
-from mission_gym.dashboard.data import Row
+from mission_gym.dashboard.data import RootCache, Row
 from mission_gym.dashboard.fmt import esc, fmt_steps, fmt_time, status_label
 from mission_gym.dashboard.forest import forest_svg
 from mission_gym.dashboard.payload import page_data
@@ -34,6 +34,7 @@ class View:
     now: dt.datetime
     changes: Mapping[str, list[Change]]
     links: Links
+    cache: RootCache
 
 
 def render_page(view: View) -> str:
@@ -48,10 +49,10 @@ def render_page(view: View) -> str:
     if rows:
         lineage_of = tree_roots(rows)
         body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes)]
-        body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links)]
+        body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links, view.cache)]
         body.append('<nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span>'
                     '<button id="next">next ›</button></nav>')  # fmt: skip
-        data = f'<script type="application/json" id="mg-data">{page_data(rows, view.changes, lineage_of)}</script>'
+        data = f'<script type="application/json" id="mg-data">{page_data(rows, view.changes, lineage_of, view.cache)}</script>'
     else:
         body.append('<p class="muted">No runs to show yet.</p>')
         data = ""

@@ -16,20 +16,32 @@ import numpy as np
 
 from mission_gym.dashboard.changes import Change
 from mission_gym.dashboard.charts import downsample
-from mission_gym.dashboard.data import TIME_KEY, Curve, Row
+from mission_gym.dashboard.data import TIME_KEY, Curve, RootCache, Row
 
 MAX_EMBEDDED_POINTS = 150
 _X_KEYS = ("timestep", TIME_KEY)  # exact (10 digits): steps and Unix seconds; metrics keep 5 significant digits
 
 
-def page_data(rows: Sequence[Row], changes: Mapping[str, list[Change]], lineage_of: Mapping[str, str]) -> str:
-    """The JSON text of the page's data block, safe inside <script> (see module docstring)."""
-    runs = [_run(row, changes.get(row.record.run_name, []), lineage_of[row.record.run_name]) for row in rows]
-    curves = {row.record.run_name: _curve_json(row.curve) for row in rows if len(row.curve)}
-    metrics = sorted({key for row in rows for key in row.curve.columns if key not in _X_KEYS})
-    head = json.dumps({"runs": runs, "metrics": metrics}, separators=(",", ":"))
-    body = ",".join(f"{json.dumps(name)}:{text}" for name, text in curves.items())
-    return (head[:-1] + ',"curves":{' + body + "}}").replace("<", "\\u003c")
+def page_data(
+    rows: Sequence[Row], changes: Mapping[str, list[Change]], lineage_of: Mapping[str, str], cache: RootCache
+) -> str:
+    """The JSON text of the page's data block, safe inside <script> (see module docstring); each run's part
+    is reused while its record, evaluations, changes and curve are unchanged."""
+    runs, curves, metrics = [], [], set()
+    for row in rows:
+        name, run_changes = row.record.run_name, changes.get(row.record.run_name, [])
+        inputs = (row.record, row.evaluation_steps, tuple(run_changes), lineage_of[name])
+        runs.append(cache.memo("data", name, inputs, lambda: _dumps(_run(row, run_changes, lineage_of[name]))))
+        if len(row.curve):
+            curve_json, keys = cache.memo("curve", name, (row.curve, row.curve.key), lambda: _curve_json(row.curve))
+            curves.append(f"{json.dumps(name)}:{curve_json}")
+            metrics.update(keys)
+    text = f'{{"runs":[{",".join(runs)}],"metrics":{_dumps(sorted(metrics))},"curves":{{{",".join(curves)}}}}}'
+    return text.replace("<", "\\u003c")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _run(row: Row, changes: list[Change], lineage: str) -> dict[str, Any]:
@@ -48,15 +60,23 @@ def _run(row: Row, changes: list[Change], lineage: str) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if not isinstance(value, str) else value
+    """A hyperparameter as shown: floats to 4 significant digits, other non-strings as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value) if isinstance(value, int) else json.dumps(value)
 
 
-def _curve_json(curve: Curve) -> str:
-    """{"timestep": [...], "time": [...], "<metric>": [...]}: numbers written by numpy, NaN as null."""
+def _curve_json(curve: Curve) -> tuple[str, list[str]]:
+    """{"timestep": [...], "time": [...], "<metric>": [...]}: numbers written by numpy, NaN as null; and
+    the metrics with at least one number (the ones worth offering)."""
     names = list(curve.columns)
     points = downsample(np.column_stack([curve.column(name) for name in names]), MAX_EMBEDDED_POINTS)
-    parts = []
+    parts, numeric = [], []
     for i, name in enumerate(names):
         text = ",".join(np.char.mod("%.10g" if name in _X_KEYS else "%.5g", points[:, i]).tolist())
         parts.append(f"{json.dumps(name)}:[{text.replace('nan', 'null')}]")
-    return "{" + ",".join(parts) + "}"
+        if name not in _X_KEYS and np.isfinite(points[:, i]).any():
+            numeric.append(name)
+    return "{" + ",".join(parts) + "}", numeric

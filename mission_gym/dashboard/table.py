@@ -9,12 +9,21 @@ import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
 
 from mission_gym.dashboard.changes import Change, change_text
 from mission_gym.dashboard.charts import chart_svg
-from mission_gym.dashboard.data import CHECKPOINTS_DIR, EVALUATIONS_DIR, REPORT_SUFFIXES, TENSORBOARD_DIR, Evaluation, Row
+from mission_gym.dashboard.data import (
+    CHECKPOINTS_DIR,
+    EVALUATIONS_DIR,
+    REPORT_SUFFIXES,
+    TENSORBOARD_DIR,
+    Evaluation,
+    RootCache,
+    Row,
+)
 from mission_gym.dashboard.fmt import esc, fmt_age, fmt_num, fmt_pct, fmt_steps, fmt_time, status_label
 from mission_gym.dashboard.forest import interval_svg
 from mission_gym.runs.record import RunRecord
@@ -34,16 +43,29 @@ class Links:
     runs_root: Path
     dagster_url: str | None
 
+    @cached_property
+    def _prefix(self) -> str:
+        return Path(os.path.relpath(self.runs_root, self.page_dir)).as_posix()
+
     def to(self, *parts: str) -> str:
         """A relative, URL-quoted link from the page to `runs_root/parts...`."""
-        target = os.path.relpath(self.runs_root.joinpath(*parts), self.page_dir)
-        return esc(quote(Path(target).as_posix()))
+        target = "/".join(part for part in (self._prefix, *parts) if part != ".")
+        return esc(quote(target))
 
 
 def table(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Change]],
-          lineage_of: Mapping[str, str], links: Links) -> str:  # fmt: skip
+          lineage_of: Mapping[str, str], links: Links, cache: RootCache) -> str:  # fmt: skip
+    """The run table; each row's HTML is reused while nothing it shows changed (see RootCache.memo)."""
     head = "".join(f'<th class="{css}">{name}</th>' for css, name in zip(_COLUMN_CLASSES, _COLUMNS, strict=True))
-    body = "\n".join(_table_row(row, now, changes.get(row.node.name, []), lineage_of[row.node.name], links) for row in rows)
+    html = []
+    for row in rows:
+        record, name = row.record, row.node.name
+        run_changes, svg, label = changes.get(name, []), chart_svg(row.curve), status_label(record, now)
+        age = fmt_age((now - record.heartbeat_at).total_seconds())
+        inputs = (record, row.evaluation, svg, tuple(run_changes), lineage_of[name], row.is_active, row.tree_parent,
+                  row.node.depth, label, age, links)  # fmt: skip
+        html.append(cache.memo("row", name, inputs, lambda: _table_row(row, now, run_changes, lineage_of[name], links)))
+    body = "\n".join(html)
     return (
         f'<div class="panel table-panel"><table id="runs"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
         "</tbody></table></div>"
@@ -105,7 +127,7 @@ def _links(row: Row, links: Links) -> str:
     if links.dagster_url is not None:
         url = f"{links.dagster_url}/assets/{DAGSTER_ASSET}?view=partitions&partition={quote(name, safe='')}"
         parts.append(f'<a href="{esc(url)}">Dagster</a>')
-    command = f"tensorboard --logdir {links.runs_root / name / TENSORBOARD_DIR}"
+    command = f"tensorboard --logdir {os.path.join(links.runs_root, name, TENSORBOARD_DIR)}"
     parts.append(f'<details class="tb"><summary>TensorBoard</summary><code>{esc(command)}</code></details>')
     return " · ".join(parts)
 
