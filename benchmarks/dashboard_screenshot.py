@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dashboard_runs import make_runs  # noqa: E402
+from synthetic_runs import make_runs  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from mission_gym.dashboard import generate_unified_dashboard  # noqa: E402

@@ -29,10 +29,10 @@
 
   // --- selection ------------------------------------------------------------------------------------
   if (!Array.isArray(state.selected)) {
-    var active = document.querySelector("tr.active-run");
-    var lineage = active ? active.getAttribute("data-lineage") : (data.runs[0] || {}).lineage;
-    state.selected = data.runs.filter(function (r) { return r.lineage === lineage && data.curves[r.name]; })
-      .slice(0, 8).map(function (r) { return r.name; });
+    // First visit: the first lineage with curves, in table order (the active run's tree comes first).
+    var first = data.runs.filter(function (r) { return data.curves[r.name]; })[0];
+    state.selected = first ? data.runs.filter(function (r) { return r.lineage === first.lineage && data.curves[r.name]; })
+      .slice(0, 8).map(function (r) { return r.name; }) : [];
   }
   state.selected = state.selected.filter(function (n) { return runs.has(n); });
 

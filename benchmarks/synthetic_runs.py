@@ -2,7 +2,7 @@
 docs/design.md), metrics lines with the keys training writes, config snapshots where a branch changed
 one, and evaluation reports shaped like evaluation.py's.
 
-    from dashboard_runs import make_runs
+    from synthetic_runs import make_runs
     make_runs(Path("/tmp/runs"), count=1000, with_metrics=50)
 """
 
