@@ -1,23 +1,22 @@
 """The unified dashboard: one self-contained HTML page, `runs/dashboard.html`, showing every run.
 
 Open it from disk (file://); it reloads itself every REFRESH_S seconds and training rewrites it, so it
-follows a live run. Per run: status, progress, parent and branch step, notes, learning curve (episode
-return and capture rate from metrics.jsonl), latest evaluation report, and a picture of the lineage forest.
+follows a live run. It compares runs on one chart (any metrics.jsonl column, a branch drawn over its
+parent's history), shows what each branch changed against its parent, each run's latest evaluation with
+its interval and paired results, links, and the lineage forest.
 
-Offline and inert by construction: no JavaScript and no external resource (CSS inline, charts are SVG drawn
-here), and a Content-Security-Policy meta refuses scripts and every fetch, as a second line of defence
-behind `_esc`, which every string read from a run folder (names, notes, branch names, errors, report
-fields) goes through, inside SVG too. Numbers go through `_finite`, which accepts numpy scalars and turns
-NaN, infinities, text and missing values into "—", so no value read from disk can crash a training run.
+The package, data flowing one way: `data` reads run folders (no HTML; the file names it reads are its
+first constants), `changes` diffs a branch against its parent, `charts`/`forest` draw SVG, `payload`
+writes the run data the page's script (`app.js`, with uPlot from `assets`) draws from, `table` and `page`
+build the HTML. Every string read from a run folder goes through `fmt.esc` (in HTML and SVG) or JSON with
+`<` escaped; the Content-Security-Policy allows only the inline scripts, by hash, and no request.
 
 Cost of one call (training calls it every few thousand steps): one listing of the runs root and, per run,
-a stat of run.json and metrics.jsonl, a listing of evaluations/ and a stat of its newest report. A file is
-opened only when its (size, mtime_ns, inode) changed since the previous call in this process: in steady
-state that is the live run's run.json (a few kB) and the bytes appended to its metrics.jsonl since the last
-call. Curves are bucket-averaged to at most MAX_CURVE_POINTS points and their SVG is cached until new
-lines arrive, so rendering is linear in the number of runs. Measured on a 2-core machine, 100 runs with
-5,000 metrics lines each (a 0.9 MB page): 1.7 s for the first call in a process, then about 40 ms per call
-while one run appends lines, a third of it the fsyncs of the atomic write.
+a stat of run.json and metrics.jsonl and a listing of evaluations/. A file is opened only when its (size,
+mtime_ns, inode) changed since the previous call in this process, and each run's row, data and changes are
+rebuilt only when what they show changed (RootCache.memo). Curves are bucket-averaged to at most
+MAX_CURVE_POINTS points for the sparkline and payload.MAX_EMBEDDED_POINTS for the compare chart. Measured
+with benchmarks/dashboard_scale.py: see README.
 """
 
 from __future__ import annotations

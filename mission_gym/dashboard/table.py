@@ -109,7 +109,7 @@ def _run_cell(row: Row, changes: list[Change], links: Links) -> str:
         lines.append(f'<div class="changes"{indent} title="{esc(change_text(changes))}">'
                      f"Δ {esc(change_text(changes, _CHANGES_SHOWN))}</div>")  # fmt: skip
     where = f"{esc(record.device)} on {esc(record.host)}"
-    lines.append(f'<div class="meta"{indent}>created {fmt_time(record.created_at)} · {where}</div>')
+    lines.append(f'<div class="meta created"{indent}>created {fmt_time(record.created_at)} · {where}</div>')
     lines.append(f'<div class="links"{indent}>{_links(row, links)}</div>')
     return "".join(lines)
 
