@@ -12,6 +12,7 @@ from dashboard_runs import CHILD_RUN, GRANDCHILD_RUN, OTHER_RUN, ROOT_RUN, XSS_N
 from runs_factory import make_run
 
 from mission_gym.dashboard import REFRESH_S, generate_unified_dashboard
+from mission_gym.runs.record import update_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from synthetic_runs import make_runs  # noqa: E402  (benchmarks/synthetic_runs.py: synthetic runs at scale)
@@ -85,6 +86,7 @@ def legend_values(page) -> dict[str, str]:
 
 def test_compare_chart_overlays_selected_runs_with_hover_values(tmp_path: Path, watched_page: WatchedPage) -> None:  # noqa: F811
     make_lineage(tmp_path / "runs")
+    update_record(tmp_path / "runs" / OTHER_RUN, hyperparameters={"learning_rate": 0.001, "n_steps": 128})
     url = open_dashboard(watched_page, tmp_path / "runs")
     page = watched_page.page
     # By default the active run's lineage is compared, on one chart.
@@ -109,6 +111,9 @@ def test_compare_chart_overlays_selected_runs_with_hover_values(tmp_path: Path, 
     page.locator(f'input.pick[value="{OTHER_RUN}"]').check()
     assert set(legend_values(page)) == {"step", CHILD_RUN, OTHER_RUN}
     assert page.locator("table.hp thead th").all_inner_texts() == ["hyperparameter", CHILD_RUN, OTHER_RUN]
+    assert page.locator("table.hp tr.differs").all_inner_texts() == ["learning_rate\t0.0003\t0.001"]
+    page.locator("#xaxis").select_option("time")  # wall-clock x axis
+    assert set(legend_values(page)) == {"time", CHILD_RUN, OTHER_RUN}
     assert watched_page.errors == [] and watched_page.console == [] and watched_page.requests == [url]
 
 

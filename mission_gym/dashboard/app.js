@@ -180,7 +180,8 @@
       var hint = document.createElement("p");
       hint.className = "muted";
       hint.textContent = state.selected.length ? "The selected runs have no " + (state.metric || "metrics") +
-        " yet." : "Tick runs in the table (or a lineage above) to compare their curves.";
+        " by " + (state.x === "time" ? "wall-clock time" : "global step") + " yet." :
+        "Tick runs in the table (or a lineage above) to compare their curves.";
       box.appendChild(hint);
       return;
     }
