@@ -144,6 +144,11 @@ def test_selection_filters_zoom_and_scroll_survive_the_reload(tmp_path: Path, wa
     assert page.evaluate("window.scrollY") == 300
     state = page.evaluate("JSON.parse(sessionStorage.getItem('mission-gym-dashboard:' + location.pathname))")
     assert state["zoom"] == pytest.approx(zoom)
+
+    page.locator("#live").uncheck()  # paused: no reload for two periods
+    page.evaluate("window.__stillHere = true")
+    page.wait_for_timeout(2 * REFRESH_S * 1000 + 500)
+    assert page.evaluate("window.__stillHere") is True
     assert watched_page.errors == [] and set(watched_page.requests) == {url}
 
 

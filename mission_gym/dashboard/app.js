@@ -10,7 +10,7 @@
   var PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d",
     "#9333ea", "#ea580c"];
   var state = {selected: null, metric: null, x: "timestep", smooth: 0, history: true, zoom: null, scroll: 0,
-    text: "", status: "", lineage: "", page: 0, trees: {}};
+    text: "", status: "", lineage: "", page: 0, trees: {}, live: true};
   try { Object.assign(state, JSON.parse(sessionStorage.getItem(KEY)) || {}); } catch (e) { /* fresh state */ }
 
   function save() {
@@ -18,8 +18,13 @@
     try { sessionStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* storage disabled */ }
   }
   var refreshS = Number(document.body.getAttribute("data-refresh-s")) || 5;
-  setTimeout(function () { save(); location.reload(); }, refreshS * 1000);
+  setInterval(function () {
+    if (state.live) { save(); location.reload(); }
+  }, refreshS * 1000);
   window.addEventListener("pagehide", save);
+  var live = document.getElementById("live");
+  live.checked = state.live;
+  live.addEventListener("change", function () { state.live = live.checked; save(); });
 
   var block = document.getElementById("mg-data");
   if (!block) { return; }

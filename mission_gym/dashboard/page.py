@@ -44,7 +44,8 @@ def render_page(view: View) -> str:
     running = sum(row.record.is_live(now) for row in rows)
     summary = f"{view.title} · {len(rows)} runs, {running} running · generated {fmt_time(now)}"
     summary += f" · refreshes every {REFRESH_S} s"
-    header = f'<h1>Mission Gym runs</h1><div class="sub">{esc(summary)}</div>{_active_line(rows, now)}'
+    live = '<label class="live"><input type="checkbox" id="live" checked> auto-refresh</label>'
+    header = f'<h1>Mission Gym runs</h1><div class="sub">{esc(summary)} {live}</div>{_active_line(rows, now)}'
     body = [f"<header>{header}</header>"]
     if rows:
         lineage_of = tree_roots(rows)
