@@ -63,7 +63,7 @@ def generate_unified_dashboard(
         records, problems = scan(root, cache)
         selected, title = select(records, problems, lineage_filter, root)
         rows = rows_in_order(root, selected, cache, active_run(records))
-        cache.prune({root / r.run_name for r in records} | {root / name for name, _ in problems})
+        cache.prune(root, frozenset([r.run_name for r in records] + [name for name, _ in problems]))
         changes = _changes(root, rows, {r.run_name: r for r in records}, cache)
         # Rendering fills the curves' SVG cache, so it stays under the lock too.
         shown_problems = problems if lineage_filter is None else []

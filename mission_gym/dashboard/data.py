@@ -146,6 +146,7 @@ class RootCache:
     evaluations: dict[Path, tuple[FileKey, Evaluation]] = field(default_factory=dict)
     configs: dict[Path, tuple[FileKey, dict[str, Any]]] = field(default_factory=dict)  # flattened YAML
     fragments: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
+    pruned_for: frozenset[str] = frozenset()  # the run folders of the last prune
 
     def memo(self, kind: str, run_name: str, inputs: tuple[Any, ...], make: Callable[[], T]) -> T:
         """`make()` for one run, reused while each input is the same object (or an equal value) as last
@@ -157,12 +158,16 @@ class RootCache:
         self.fragments[(kind, run_name)] = (inputs, value)
         return value
 
-    def prune(self, run_dirs: set[Path]) -> None:
-        """Forget runs no longer in the runs root (deleted by cleanup) so the cache never outgrows it."""
+    def prune(self, root: Path, names: frozenset[str]) -> None:
+        """Forget runs no longer in the runs root (deleted by cleanup) so the cache never outgrows it.
+        Nothing to do while the set of run folders is the one seen last time (the usual refresh)."""
+        if names == self.pruned_for:
+            return
+        self.pruned_for = names
+        run_dirs = {root / name for name in names}
         for table in (self.records, self.curves):
             for path in [p for p in table if p.parent not in run_dirs]:
                 del table[path]
-        names = {run_dir.name for run_dir in run_dirs}
         for kind_and_name in [k for k in self.fragments if k[1] not in names]:
             del self.fragments[kind_and_name]
         for deeper in (self.evaluations, self.configs):

@@ -49,7 +49,7 @@ def render_page(view: View) -> str:
     body = [f"<header>{header}</header>"]
     if rows:
         lineage_of = tree_roots(rows)
-        body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes)]
+        body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes, view.cache)]
         body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links, view.cache)]
         body.append('<nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span>'
                     '<button id="next">next ›</button></nav>')  # fmt: skip
@@ -95,21 +95,28 @@ def tree_roots(rows: Sequence[Row]) -> dict[str, str]:
     return roots
 
 
-def _forest(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Change]]) -> str:
-    """One <details> per tree, the first few open; a button ticks the whole lineage for comparison."""
+def _forest(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Change]], cache: RootCache) -> str:
+    """One <details> per tree, the first few open; a button ticks the whole lineage for comparison. A
+    tree's picture is reused while none of its runs changed what it shows."""
     trees: dict[str, list[Row]] = {}
     for row, root in zip(rows, tree_roots(rows).values(), strict=True):
         trees.setdefault(root, []).append(row)
     parts = []
     for i, (root, members) in enumerate(trees.items()):
-        opened = " open" if i < _OPEN_TREES else ""
-        parts.append(
-            f'<details class="tree-panel" data-lineage="{esc(root)}"{opened}><summary><span class="name">{esc(root)}'
-            f'</span> <span class="meta">{len(members)} run(s)</span></summary>'
-            f'<button class="pick-lineage" value="{esc(root)}">compare this lineage</button>'
-            f'<div class="forest-wrap">{forest_svg(members, now, changes)}</div></details>'
-        )
+        shown = tuple((row.record, row.evaluation, tuple(changes.get(row.node.name, [])), status_label(row.record, now),
+                       row.is_active, row.tree_parent, row.node.depth) for row in members)  # fmt: skip
+        parts.append(cache.memo("forest", root, (shown, i < _OPEN_TREES), lambda: _tree(root, members, i, now, changes)))
     return '<div class="panel forest-panel">' + "".join(parts) + "</div>"
+
+
+def _tree(root: str, members: list[Row], index: int, now: dt.datetime, changes: Mapping[str, list[Change]]) -> str:
+    opened = " open" if index < _OPEN_TREES else ""
+    return (
+        f'<details class="tree-panel" data-lineage="{esc(root)}"{opened}><summary><span class="name">{esc(root)}'
+        f'</span> <span class="meta">{len(members)} run(s)</span></summary>'
+        f'<button class="pick-lineage" value="{esc(root)}">compare this lineage</button>'
+        f'<div class="forest-wrap">{forest_svg(members, now, changes)}</div></details>'
+    )
 
 
 def _filters(lineage_of: Mapping[str, str]) -> str:
