@@ -114,10 +114,13 @@
   function table(name, until) {
     var curve = data.curves[name];
     if (!curve || !curve[state.x] || !curve[state.metric]) { return null; }
-    var xs = [], ys = [], step = curve.timestep, x = curve[state.x], y = curve[state.metric];
+    var rows = [], step = curve.timestep, x = curve[state.x], y = curve[state.metric];
     for (var i = 0; i < x.length; i++) {
-      if (x[i] !== null && step[i] <= until) { xs.push(x[i]); ys.push(y[i]); }
+      if (x[i] !== null && step[i] <= until) { rows.push(i); }
     }
+    // A resumed run can log a step again: sorted by x (stable), so the line never runs backwards.
+    rows.sort(function (a, b) { return x[a] - x[b] || a - b; });
+    var xs = rows.map(function (i) { return x[i]; }), ys = rows.map(function (i) { return y[i]; });
     return xs.length ? [xs, ema(ys, state.smooth)] : null;
   }
 
