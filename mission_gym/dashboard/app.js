@@ -125,7 +125,7 @@
   }
 
   function seriesList() {
-    var list = [];
+    var list = [], drawn = {};
     state.selected.forEach(function (name, i) {
       var color = PALETTE[i % PALETTE.length], own = table(name, Infinity);
       if (own) { list.push({run: name, label: name, color: color, table: own, history: false}); }
@@ -133,7 +133,9 @@
       while (state.history && child && child.parent && child.branch !== null) {
         var parent = runs.get(child.parent);
         if (!parent || state.selected.indexOf(parent.name) >= 0) { break; }
-        var past = table(parent.name, child.branch);
+        var key = parent.name + "@" + child.branch;
+        var past = drawn[key] ? null : table(parent.name, child.branch);
+        drawn[key] = true;  // siblings share their parent's history: drawn once
         if (past) {
           list.push({run: parent.name, label: parent.name + " → " + name, color: color + "66", table: past,
             history: true});

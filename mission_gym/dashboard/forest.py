@@ -11,7 +11,7 @@ from mission_gym.dashboard.data import Evaluation, Row
 from mission_gym.dashboard.fmt import esc, finite, fmt_pct, fmt_steps, status_label
 
 _NODE_W, _NODE_H, _ROW_H, _INDENT, _PAD = 270, 36, 44, 130, 8
-_CHANGES_W, _CHANGES_SHOWN = 420, 3  # room right of the deepest box for the change labels
+_CHANGES_SHOWN, _CHAR_W = 3, 6.2  # change labels right of a box: how many changes, and the width of a character
 _NODE_NAME_CHARS = 30
 _BAR_X, _BAR_W = 178, 80  # the interval bar inside a box
 _STATUS_COLORS = {  # fill, stroke
@@ -29,8 +29,10 @@ def forest_svg(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list
     root), with what it changed against its parent written right of its box."""
     y_of = {row.node.name: _PAD + i * _ROW_H for i, row in enumerate(rows)}
     x_of = {row.node.name: _PAD + row.node.depth * _INDENT for row in rows}
-    deepest = max((row.node.depth for row in rows), default=0)
-    width = _PAD * 2 + _NODE_W + _INDENT * deepest + (_CHANGES_W if any(changes.get(r.node.name) for r in rows) else 0)
+    right_edges = [x_of[row.node.name] + _NODE_W for row in rows]
+    right_edges += [x_of[row.node.name] + _NODE_W + 8 + _CHAR_W * len(_change_label(changes[row.node.name]))
+                    for row in rows if changes.get(row.node.name)]  # fmt: skip
+    width = round(max(right_edges, default=0)) + _PAD
     height = _PAD * 2 + _ROW_H * len(rows) - (_ROW_H - _NODE_H)
     parts = [f'<svg class="forest" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="lineage tree of {len(rows)} runs">']  # fmt: skip
@@ -60,8 +62,12 @@ def _changes(changes: list[Change], x: int, y: int) -> str:
     left = x + _NODE_W + 8
     return (
         f'<text class="edge-changes" x="{left}" y="{y + _NODE_H / 2 + 4}" font-size="10.5" fill="#7c2d12">'
-        f"<title>{esc(change_text(changes))}</title>Δ {esc(change_text(changes, _CHANGES_SHOWN))}</text>"
+        f"<title>{esc(change_text(changes))}</title>{esc(_change_label(changes))}</text>"
     )
+
+
+def _change_label(changes: list[Change]) -> str:
+    return f"Δ {change_text(changes, _CHANGES_SHOWN)}"
 
 
 def _node(row: Row, x: int, y: int, now: dt.datetime) -> str:
