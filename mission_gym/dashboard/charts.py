@@ -1,15 +1,14 @@
-"""SVG pictures drawn here (no script): one run's learning curve and the lineage forest."""
+"""One run's learning curve as a small SVG sparkline (return and capture rate), drawn here without script."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
-from mission_gym.dashboard.data import Curve, Row
-from mission_gym.dashboard.fmt import esc, fmt_num, fmt_pct, fmt_steps, status_label
+from mission_gym.dashboard.data import Curve
+from mission_gym.dashboard.fmt import esc, fmt_num, fmt_pct, fmt_steps
 
 MAX_CURVE_POINTS = 300
 
