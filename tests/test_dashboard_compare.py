@@ -131,3 +131,9 @@ def test_metrics_keys_cannot_break_out_of_the_data_block(runs: Path) -> None:
     page = render(runs)
     assert "alert(5)" in json.dumps(data_block(page)["metrics"])
     assert "</script><script>alert(5)" not in page
+
+
+def test_a_report_written_after_its_json_gets_its_link_on_the_next_refresh(runs: Path) -> None:
+    render(runs)  # the evaluation's JSON is read; its .md does not exist yet
+    (runs / ROOT_RUN / "evaluations" / "ppo_mission_200000_steps.md").write_text("# report")
+    assert f'href="{ROOT_RUN}/evaluations/ppo_mission_200000_steps.md">report</a>' in row_html(render(runs), ROOT_RUN)

@@ -62,9 +62,11 @@ def table(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Chan
         record, name = row.record, row.node.name
         run_changes, svg, label = changes.get(name, []), chart_svg(row.curve), status_label(record, now)
         age = fmt_age((now - record.heartbeat_at).total_seconds())
+        reports = _report_files(row, links)  # written after the JSON report the evaluation was read from
         inputs = (record, row.evaluation, svg, tuple(run_changes), lineage_of[name], row.is_active, row.tree_parent,
-                  row.node.depth, label, age, links)  # fmt: skip
-        html.append(cache.memo("row", name, inputs, lambda: _table_row(row, now, run_changes, lineage_of[name], links)))
+                  row.node.depth, label, age, links, reports)  # fmt: skip
+        html.append(cache.memo("row", name, inputs,
+                               lambda: _table_row(row, now, run_changes, lineage_of[name], links, reports)))  # fmt: skip
     body = "\n".join(html)
     return (
         f'<div class="panel table-panel"><table id="runs"><thead><tr>{head}</tr></thead><tbody>\n{body}\n'
@@ -72,11 +74,13 @@ def table(rows: Sequence[Row], now: dt.datetime, changes: Mapping[str, list[Chan
     )
 
 
-def _table_row(row: Row, now: dt.datetime, changes: list[Change], lineage: str, links: Links) -> str:
+def _table_row(
+    row: Row, now: dt.datetime, changes: list[Change], lineage: str, links: Links, reports: tuple[str, ...]
+) -> str:
     name = esc(row.record.run_name)
     cells = (
         f'<input type="checkbox" class="pick" value="{name}" aria-label="compare {name}">',
-        _run_cell(row, changes, links),
+        _run_cell(row, changes, links, reports),
         _status_cell(row.record, now),
         _progress_cell(row.record),
         chart_svg(row.curve),
@@ -94,7 +98,7 @@ def _table_row(row: Row, now: dt.datetime, changes: list[Change], lineage: str, 
     )
 
 
-def _run_cell(row: Row, changes: list[Change], links: Links) -> str:
+def _run_cell(row: Row, changes: list[Change], links: Links, reports: tuple[str, ...]) -> str:
     record, depth = row.record, row.node.depth
     indent = f' style="padding-left:{1.4 * depth:.1f}em"' if depth else ""
     arrow = '<span class="arrow">↳</span>' if depth else ""
@@ -110,18 +114,25 @@ def _run_cell(row: Row, changes: list[Change], links: Links) -> str:
                      f"Δ {esc(change_text(changes, _CHANGES_SHOWN))}</div>")  # fmt: skip
     where = f"{esc(record.device)} on {esc(record.host)}"
     lines.append(f'<div class="meta created"{indent}>created {fmt_time(record.created_at)} · {where}</div>')
-    lines.append(f'<div class="links"{indent}>{_links(row, links)}</div>')
+    lines.append(f'<div class="links"{indent}>{_links(row, links, reports)}</div>')
     return "".join(lines)
 
 
-def _links(row: Row, links: Links) -> str:
-    """Evaluation report (and replay) of the latest evaluation, checkpoints, TensorBoard, Dagster."""
+def _report_files(row: Row, links: Links) -> tuple[str, ...]:
+    """File names of the latest evaluation's readable report and replay that exist beside its JSON."""
+    if row.evaluation is None:
+        return ()
+    folder = os.path.join(links.runs_root, row.record.run_name, EVALUATIONS_DIR)
+    stem = Path(row.evaluation.file).stem
+    return tuple(stem + suffix for suffix in REPORT_SUFFIXES if os.path.isfile(os.path.join(folder, stem + suffix)))
+
+
+def _links(row: Row, links: Links, reports: tuple[str, ...]) -> str:
+    """Evaluation report and replay, checkpoints, Dagster partition, TensorBoard command."""
     name, parts = row.record.run_name, []
-    if row.evaluation is not None:
-        stem = Path(row.evaluation.file).stem
-        for suffix, label in zip(REPORT_SUFFIXES, ("report", "replay"), strict=True):
-            if (links.runs_root / name / EVALUATIONS_DIR / f"{stem}{suffix}").is_file():
-                parts.append(f'<a href="{links.to(name, EVALUATIONS_DIR, stem + suffix)}">{label}</a>')
+    for file_name in reports:
+        label = "replay" if file_name.endswith(REPORT_SUFFIXES[1]) else "report"
+        parts.append(f'<a href="{links.to(name, EVALUATIONS_DIR, file_name)}">{label}</a>')
     if row.record.checkpoints:
         parts.append(f'<a href="{links.to(name, CHECKPOINTS_DIR)}/">checkpoints</a>')
     if links.dagster_url is not None:
