@@ -61,6 +61,12 @@ def chart_paths(row: str) -> list[str]:
     return re.findall(r'<path d="([^"]*)"', row)
 
 
+@pytest.fixture(autouse=True)
+def no_dagster_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without Dagster links unless a test asks for them, whatever the developer's environment says."""
+    monkeypatch.delenv("MISSION_GYM_DAGSTER_URL", raising=False)
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"

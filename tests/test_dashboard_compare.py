@@ -20,6 +20,12 @@ from mission_gym.runs.record import update_record
 REWARD = "components:\n  win_bonus: {{weight: {win}, enabled: true}}\n  time_penalty: {{weight: -0.001}}\n"
 
 
+@pytest.fixture(autouse=True)
+def no_dagster_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without Dagster links unless a test asks for them, whatever the developer's environment says."""
+    monkeypatch.delenv("MISSION_GYM_DAGSTER_URL", raising=False)
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
