@@ -59,21 +59,29 @@ def render_page(view: View) -> str:
         data = ""
     body.append(_problems(view.problems))
     scripts = (assets.uplot_js, assets.app_js)
+    return (
+        _head(view.title, scripts, assets.uplot_css + "\n" + assets.page_css)
+        + f'<body data-refresh-s="{REFRESH_S}">\n'
+        + "\n".join(body)
+        + f"\n{data}\n"
+        + "".join(f"<script>{script}</script>\n" for script in scripts)
+        + "</body></html>\n"
+    )
+
+
+def _head(title: str, scripts: Sequence[str], css: str) -> str:
+    """Doctype and head: the policy allows exactly `scripts` (by hash), inline styles, data: images, and
+    no request of any kind; without JavaScript a meta refresh still follows a live run."""
     csp = (
-        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; connect-src 'none'; "
-        f"script-src {' '.join(map(script_hash, scripts))}"
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; connect-src 'none'; base-uri 'none'; "
+        f"form-action 'none'; script-src {' '.join(map(script_hash, scripts))}"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
         f'<noscript><meta http-equiv="refresh" content="{REFRESH_S}"></noscript>\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>Mission Gym · {esc(view.title)}</title>\n<style>{assets.uplot_css}\n{assets.page_css}</style></head>\n"
-        f'<body data-refresh-s="{REFRESH_S}">\n'
-        + "\n".join(body)
-        + f"\n{data}\n"
-        + "".join(f"<script>{script}</script>\n" for script in scripts)
-        + "</body></html>\n"
+        f"<title>Mission Gym · {esc(title)}</title>\n<style>{css}</style></head>\n"
     )
 
 
