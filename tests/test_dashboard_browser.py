@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from synthetic_runs import make_runs  # noqa: E402  (benchmarks/synthetic_runs.py: synthetic runs at scale)
 
 SCREENSHOT = Path("/tmp/dashboard.png")
-PAGE_BUDGET_S = 5.0  # load and first chart of the 1,000-run page (measured about 1 s on a shared 2-core machine)
+PAGE_BUDGET_S = 8.0  # load and first chart of the 1,000-run page: 2.1–2.7 s measured on the shared 2-core machine at load 9
 
 
 def open_dashboard(watched: WatchedPage, runs_root: Path) -> str:
