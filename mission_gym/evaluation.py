@@ -23,7 +23,7 @@ from mission_gym.config import MissionConfig, load_config, read_seeds_file
 from mission_gym.errors import CompatibilityError, MissionGymError
 from mission_gym.ppo import load_model
 from mission_gym.render import render_frame
-from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
+from mission_gym.runs.checkpoints import check_model_archive, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
@@ -147,20 +147,20 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     """Resolve the model and choose the config: its run's snapshot unless `config_dir` is given."""
     path = resolve_checkpoint(model, runs_root)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    record = load_record(run_dir) if (run_dir / RUN_RECORD_FILE).is_file() else None
-    if record is None:
-        run_dir = None
-    else:
-        verify_checkpoint(path, run_dir.parent)  # a report must describe the checkpoint the run wrote
+    if not (run_dir / RUN_RECORD_FILE).is_file():
+        # Its report would have no run folder to go into, and writing beside an arbitrary file is no place for it.
+        raise MissionGymError(
+            f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it): reports are written into the "
+            f"evaluated checkpoint's run folder ({runs_root}/<run>/{EVALUATIONS_DIR}/), so nothing was evaluated; "
+            f"evaluate a checkpoint of a run under {runs_root} (a run name or its checkpoint path)")
+    record = load_record(run_dir)
+    verify_checkpoint(path, run_dir.parent)  # a report must describe the checkpoint the run wrote
     if config_dir is None:
-        if run_dir is None:
-            raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "
-                                  "no config snapshot to use; pass --config-dir")
         config_dir = run_dir / CONFIG_SNAPSHOT_DIR
     config = load_config(config_dir)
     if record is not None:
         try:
-            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name, config_dir=config_dir)
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
     return EvaluationTarget(path, run_dir, record, Path(config_dir), config)
@@ -196,7 +196,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
-    out_dir = (target.run_dir or target.model_path.parent) / EVALUATIONS_DIR
+    out_dir = target.run_dir / EVALUATIONS_DIR
     out_dir.mkdir(exist_ok=True)
     stem = target.model_path.stem
     atomic_write_json(out_dir / f"{stem}.json", report)
@@ -213,6 +213,7 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     A model outside any run folder has no record to check compatibility with, so its own spaces are compared
     with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
     """
+    check_model_archive(path)
     try:
         policy = load_model(path, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
