@@ -134,11 +134,11 @@ def seeds_hash(seeds: tuple[int, ...] | list[int]) -> str:
 
 @dataclass(frozen=True)
 class EvaluationTarget:
-    """A model file, the run it belongs to (if any) and the config it is evaluated on."""
+    """A model file, the run it belongs to and the config it is evaluated on."""
 
     model_path: Path
-    run_dir: Path | None
-    record: RunRecord | None
+    run_dir: Path
+    record: RunRecord
     config_dir: Path
     config: MissionConfig
 
@@ -186,7 +186,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
     report = {
         "checkpoint": _display_path(target.model_path, runs_root),
         "step": int(policy.num_timesteps),
-        "run_name": target.record.run_name if target.record else None,
+        "run_name": target.record.run_name,
         "config_dir": str(target.config_dir),
         "config_hash": target.config.config_hash,
         "seeds_file": str(seeds_file) if seeds_file else f"{target.config_dir}/eval_seeds.txt",
@@ -238,7 +238,7 @@ def _display_path(path: Path, runs_root: Path) -> str:
 
 def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, deterministic: bool,
                     ours: list[EpisodeResult]) -> dict[str, Any] | None:
-    parent = target.record.parent_checkpoint if target.record else None
+    parent = target.record.parent_checkpoint
     if parent is None:
         return None
     path = runs_root / parent.path
