@@ -570,3 +570,36 @@ def test_damaged_real_checkpoint_whose_record_matches(real_run, tmp_path, monkey
     for command in (train(*TRAIN, "--parent-checkpoint", spec),
                     evaluate_("--model", spec, "--episodes", "1")):
         assert_refused(work, command, "ppo_mission_256_steps.zip: the checkpoint archive is damaged")
+
+
+# --------------------------------------------------------------------------------------------- the limits hold
+def test_the_largest_accepted_values_simulate_with_finite_numbers(tmp_path):
+    """The limits are where the code still works: with every limit reached at once (a 2 km arena, whose route
+    grid has a million cells, 1e6 m/s units, 1e9 decisions an episode), observations and rewards stay finite."""
+    import numpy as np
+
+    from mission_gym.vec_env import MissionVecEnv
+
+    configs = make_workdir(tmp_path / "project") / "configs"
+
+    def edit(name: str, change: Callable[[Any], None]) -> None:
+        data = yaml.load((configs / name).read_text(), Loader=YamlLoader)
+        change(data)
+        (configs / name).write_text(yaml.safe_dump(data))
+
+    def fastest(catalog: Any) -> None:
+        for unit in catalog["unit_types"].values():
+            unit.update(max_speed=1e6, max_accel=1e6, max_turn_rate_deg=1e6)
+
+    edit("world.yaml", lambda w: (w["arena"].update(width=2000.0, height=2000.0),
+                                  w["physics"].update(max_episode_seconds=1e6, tick_hz=1000, action_repeat=1)))
+    edit("units_attackers.yaml", fastest)
+    edit("units_defenders.yaml", fastest)
+    config = load_config(configs)
+    assert config.max_decisions == 10**9
+    env = MissionVecEnv(2, config, seed=1)
+    env.action_space.seed(1)
+    observations = env.reset()
+    for _ in range(50):
+        observations, rewards, _, _ = env.step(np.array([env.action_space.sample() for _ in range(2)]))
+        assert np.isfinite(observations).all() and np.isfinite(rewards).all()
