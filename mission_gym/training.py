@@ -49,7 +49,6 @@ CONFIG_SNAPSHOT_DIR = "configs"
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
 
-# Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 # Bounds on what the code can hold: SB3 seeds numpy's legacy generator (seeds < 2**32), step counters are
 # int64 (TensorBoard, checkpoint names), and a rollout or imitation set is held in memory at once (2**24 timesteps
 # of float32 observations is a few GB).
@@ -57,6 +56,7 @@ MAX_SEED = 2**32 - 1
 MAX_TIMESTEPS = 10**15
 MAX_SAMPLES = 2**24
 
+# Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
                        "ent_coef", "vf_coef", "max_grad_norm", "net_arch")
 

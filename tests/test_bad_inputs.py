@@ -65,6 +65,7 @@ def assert_refused(work: Path, command: Callable[[], tuple[int, str, str]], *nee
     assert err.startswith("error: "), err
     assert "Traceback" not in err, err
     assert "errors.pydantic.dev" not in err and "type=" not in err, err  # no raw pydantic dump
+    assert "[Errno" not in err, err
     for needle in needles:
         assert needle in err, f"{needle!r} not in:\n{err}"
     assert tree_digest(work) == before, "the project folder changed"
@@ -465,6 +466,7 @@ DASHBOARD_FLAG_CASES = [
     (["--runs-dir", "README.md"], ["--runs-dir README.md: is a file, not a folder"]),
     (["--output", "runs"], ["--output runs: is a folder", "runs/dashboard.html"]),
     (["--output", "configs"], ["--output configs: is a folder"]),
+    (["--output", "README.md/page.html"], ["README.md: "]),  # an OS error, worded without `[Errno N]`
     (["--lineage", "no-such-run"], ["no-such-run"]),
     (["--lineage"], ["--lineage", "expected one argument"]),
     (["--bogus"], ["unrecognized arguments: --bogus"]),
