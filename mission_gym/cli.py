@@ -14,8 +14,13 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch `mission-gym train|evaluate|cleanup|dashboard` to that command's own `main`."""
     args = list(sys.argv[1:] if argv is None else argv)
+    usage = f"usage: mission-gym {{{','.join(COMMANDS)}}} [options]  (each takes --help)"
+    if args[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
     if not args or args[0] not in COMMANDS:
-        print(f"usage: mission-gym {{{','.join(COMMANDS)}}} [options]  (each takes --help)", file=sys.stderr)
+        problem = f"unknown command {args[0]!r}" if args else "no command given"
+        print(f"error: {problem}; {usage}", file=sys.stderr)
         return 2
     import importlib
 

@@ -23,9 +23,9 @@ from mission_gym.config import MissionConfig, load_config, read_seeds_file
 from mission_gym.errors import CompatibilityError, MissionGymError
 from mission_gym.ppo import load_model
 from mission_gym.render import render_frame
-from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
+from mission_gym.runs.checkpoints import check_model_archive, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
-from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
+from mission_gym.runs.layout import EVALUATIONS_DIR, RUN_RECORD_FILE, RunPaths
 from mission_gym.runs.record import RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
 from mission_gym.vec_env import MissionVecEnv
@@ -133,11 +133,11 @@ def seeds_hash(seeds: tuple[int, ...] | list[int]) -> str:
 
 @dataclass(frozen=True)
 class EvaluationTarget:
-    """A model file, the run it belongs to (if any) and the config it is evaluated on."""
+    """A model file, the run it belongs to and the config it is evaluated on."""
 
     model_path: Path
-    run_dir: Path | None
-    record: RunRecord | None
+    run_dir: Path
+    record: RunRecord
     config_dir: Path
     config: MissionConfig
 
@@ -146,21 +146,23 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     """Resolve the model and choose the config: its run's snapshot unless `config_dir` is given."""
     path = resolve_checkpoint(model, runs_root)
     paths = RunPaths.of_model(path)
-    record = load_record(paths.root) if paths.record.is_file() else None
-    if record is not None:
-        verify_checkpoint(path, paths.root.parent)  # a report must describe the checkpoint the run wrote
+    if not paths.record.is_file():
+        # Its report would have no run folder to go into, and writing beside an arbitrary file is no place for it.
+        raise MissionGymError(
+            f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it): reports are written into the "
+            f"evaluated checkpoint's run folder ({runs_root}/<run>/{EVALUATIONS_DIR}/), so nothing was evaluated; "
+            f"evaluate a checkpoint of a run under {runs_root} (a run name or its checkpoint path)")
+    record = load_record(paths.root)
+    verify_checkpoint(path, paths.root.parent)  # a report must describe the checkpoint the run wrote
     if config_dir is None:
-        if record is None:
-            raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "
-                                  "no config snapshot to use; pass --config-dir")
         config_dir = paths.config_snapshot
     config = load_config(config_dir)
     if record is not None:
         try:
-            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name, config_dir=config_dir)
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
-    return EvaluationTarget(path, paths.root if record else None, record, Path(config_dir), config)
+    return EvaluationTarget(path, paths.root, record, Path(config_dir), config)
 
 
 def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, episodes: int | None = None,
@@ -183,7 +185,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
     report = {
         "checkpoint": _display_path(target.model_path, runs_root),
         "step": int(policy.num_timesteps),
-        "run_name": target.record.run_name if target.record else None,
+        "run_name": target.record.run_name,
         "config_dir": str(target.config_dir),
         "config_hash": target.config.config_hash,
         "seeds_file": str(seeds_file) if seeds_file else f"{target.config_dir}/eval_seeds.txt",
@@ -193,7 +195,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
-    out, model_path = RunPaths(target.run_dir or target.model_path.parent), target.model_path
+    out, model_path = RunPaths(target.run_dir), target.model_path
     out.evaluations_dir.mkdir(exist_ok=True)
     atomic_write_json(out.evaluation(model_path, ".json"), report)
     atomic_write_text(out.evaluation(model_path, ".md"), report_markdown(report))
@@ -209,6 +211,7 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     A model outside any run folder has no record to check compatibility with, so its own spaces are compared
     with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
     """
+    check_model_archive(path)
     try:
         policy = load_model(path, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
@@ -233,7 +236,7 @@ def _display_path(path: Path, runs_root: Path) -> str:
 
 def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, deterministic: bool,
                     ours: list[EpisodeResult]) -> dict[str, Any] | None:
-    parent = target.record.parent_checkpoint if target.record else None
+    parent = target.record.parent_checkpoint
     if parent is None:
         return None
     path = runs_root / parent.path

@@ -16,11 +16,11 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecMonitor
@@ -31,7 +31,9 @@ from mission_gym.evaluation import run_episodes, summarize
 from mission_gym.imitation import imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
-from mission_gym.runs.checkpoints import prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint
+from mission_gym.runs.checkpoints import (
+    check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
+)
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
@@ -41,9 +43,17 @@ from mission_gym.runs.record import (
 )
 from mission_gym.spaces import space_signature
 from mission_gym.vec_env import MissionVecEnv
+from mission_gym.yaml_io import describe_validation_error
 
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
+
+# Bounds on what the code can hold: SB3 seeds numpy's legacy generator (seeds < 2**32), step counters are
+# int64 (TensorBoard, checkpoint names), and a rollout or imitation set is held in memory at once (2**24 timesteps
+# of float32 observations is a few GB).
+MAX_SEED = 2**32 - 1
+MAX_TIMESTEPS = 10**15
+MAX_SAMPLES = 2**24
 
 # Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
@@ -54,43 +64,43 @@ class PPOHyperparameters(BaseModel):
     """PPO settings. Defaults are tuned for throughput on 2 CPU cores: many arenas, large minibatches, few
     epochs (SB3's default minibatch of 64 spends most of its time in per-batch overhead)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate")
-    n_steps: int = Field(64, gt=0, description="decisions per arena per rollout")
+    n_steps: int = Field(64, gt=0, le=MAX_SAMPLES, description="decisions per arena per rollout")
     batch_size: int = Field(4096, gt=1, description="minibatch size")
-    n_epochs: int = Field(4, gt=0, description="passes over each rollout")
+    n_epochs: int = Field(4, gt=0, le=10_000, description="passes over each rollout")
     gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
     clip_range: float = Field(0.2, gt=0, description="PPO clip range")
     ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (0: the imitation warm start already explores; a bonus diffuses it)")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
-    net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
+    net_arch: list[Annotated[int, Field(gt=0, le=65_536)]] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
 
 
 class TrainSettings(BaseModel):
     """Everything one training run needs. Hyperparameters left as None take the default for a fresh run and
     the parent's value for a branch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    timesteps: int = Field(2_000_000, gt=0, description="timesteps this run trains (a branch adds them to the parent's)")
+    timesteps: int = Field(2_000_000, gt=0, le=MAX_TIMESTEPS, description="timesteps this run trains (a branch adds them to the parent's)")
     n_envs: int = Field(256, gt=0, le=4096, description="arenas stepped together")
-    seed: int | None = Field(None, ge=0, description="seed of the arenas and of PPO (random when not given)")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the arenas and of PPO (random when not given)")
     run_name: str | None = Field(None, description="name of a fresh run (a timestamp is appended)")
     notes: str = Field("", description="free text stored with the run")
     parent_checkpoint: str | None = Field(None, description="checkpoint path (.zip optional) or run name to branch from")
     branch_name: str | None = Field(None, description="name of the branch (a timestamp is appended)")
     config_dir: Path = Field(Path("configs"), description="config directory to train on")
     runs_root: Path = Field(Path("runs"), description="folder holding every run")
-    checkpoint_freq: int = Field(100_000, gt=0, description="timesteps between checkpoints")
-    keep_checkpoints: int | None = Field(5, ge=1, description="newest checkpoints kept (plus any a child branched from); None keeps all")
-    eval_freq: int | None = Field(None, gt=0, description="timesteps between evaluations on the eval seeds (None: off)")
+    checkpoint_freq: int = Field(100_000, gt=0, le=MAX_TIMESTEPS, description="timesteps between checkpoints")
+    keep_checkpoints: int | None = Field(5, ge=1, le=MAX_TIMESTEPS, description="newest checkpoints kept (plus any a child branched from); None keeps all")
+    eval_freq: int | None = Field(None, gt=0, le=MAX_TIMESTEPS, description="timesteps between evaluations on the eval seeds (None: off)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
-    torch_threads: int | None = Field(None, gt=0, description="torch CPU threads for updates (default: every core "
+    torch_threads: int | None = Field(None, gt=0, le=1024, description="torch CPU threads for updates (default: every core "
                                       "for minibatches of 1024+, else 1, which is faster for small batches)")
-    imitation_samples: int = Field(131_072, ge=0, description="scripted-baseline decisions a fresh policy imitates "
+    imitation_samples: int = Field(131_072, ge=0, le=MAX_SAMPLES, description="scripted-baseline decisions a fresh policy imitates "
                                    "before PPO (at most --timesteps; 0: off; branches start from their parent)")
     tensorboard: bool = Field(True, description="write TensorBoard logs into the run folder")
     progress_bar: bool = Field(True, description="show a progress bar")
@@ -138,7 +148,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         parent_path = resolve_checkpoint(settings.parent_checkpoint, settings.runs_root)
         entry = verify_checkpoint(parent_path, settings.runs_root)
         parent_record = load_record(settings.runs_root / entry.file.split("/", 1)[0])
-        check_compatible(parent_record.spaces, spaces, parent_run=parent_record.run_name)
+        check_compatible(parent_record.spaces, spaces, parent_run=parent_record.run_name,
+                         config_dir=settings.config_dir)
         parent = ParentCheckpoint(path=entry.file, step=entry.step, sha256=entry.sha256)
     run_name = new_run_name(settings.runs_root, run_name=settings.run_name, branch_name=settings.branch_name,
                             is_branch=parent is not None)
@@ -146,6 +157,8 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     if settings.n_envs * hyperparameters.n_steps < 2:  # SB3 asserts this only once the run folder exists
         raise MissionGymError(f"--n-envs {settings.n_envs} x --n-steps {hyperparameters.n_steps} gives rollouts of "
                               "1 timestep; PPO needs at least 2: raise --n-envs or --n-steps")
+    if parent_path is not None:
+        check_model_archive(parent_path)  # last: reading the whole archive costs more than every check above
     return RunPlan(settings=settings, run_name=run_name, config=config, spaces=spaces,
                    hyperparameters=hyperparameters, device=_device(settings.device),
                    parent_path=parent_path, parent=parent, parent_record=parent_record)
@@ -164,12 +177,18 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
         )
     try:
         chosen = PPOHyperparameters(**{**inherited, **given})
-    except ValueError as error:
-        raise MissionGymError(f"invalid PPO hyperparameters: {error}") from None
+    except ValidationError as error:
+        raise MissionGymError(f"invalid PPO hyperparameters: {describe_validation_error(error)}") from None
     rollout = settings.n_envs * chosen.n_steps
-    if "batch_size" not in given and chosen.batch_size > rollout:
+    if rollout > MAX_SAMPLES:
+        raise MissionGymError(f"--n-envs {settings.n_envs} x --n-steps {chosen.n_steps} gives rollouts of {rollout:,} "
+                              f"timesteps, more than the {MAX_SAMPLES:,} held in memory at once; lower either")
+    if "batch_size" in given and chosen.batch_size > rollout:
+        raise MissionGymError(f"--batch-size {chosen.batch_size} is larger than the rollout: --n-envs {settings.n_envs} x "
+                              f"--n-steps {chosen.n_steps} = {rollout} timesteps; give --batch-size {rollout} or less")
+    if chosen.batch_size > rollout:
         # A default or inherited minibatch larger than the rollout (e.g. --n-envs 16) becomes the whole rollout;
-        # the value used is recorded and printed. One given explicitly is kept, as the user asked.
+        # the value used is recorded and printed. One given explicitly is refused above: it cannot be honoured.
         chosen = chosen.model_copy(update={"batch_size": rollout})
     return chosen
 

@@ -7,6 +7,8 @@ copied or touched file must not change which checkpoint a run resumes from.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 from mission_gym.errors import CheckpointIntegrityError, CheckpointNotFoundError, MissionGymError
@@ -24,6 +26,7 @@ from mission_gym.runs.naming import similar_names
 from mission_gym.runs.record import CheckpointEntry, load_record, sha256_file
 
 _NEAREST_SHOWN = 5
+MODEL_MEMBERS = ("data", "policy.pth")  # what every SB3 model archive holds
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
@@ -184,6 +187,24 @@ def verify_checkpoint(path: str | os.PathLike[str], runs_root: str | os.PathLike
             f"recorded {entry.sha256}; the file was overwritten or corrupted, branch from another checkpoint"
         )
     return entry
+
+
+def check_model_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a model file whose zip archive is damaged (truncated, a flipped byte), reading every member.
+
+    A recorded hash cannot catch a file that was damaged before it was hashed, and SB3 fails on one with an
+    assertion deep inside loading (after a branch's run folder exists): CheckpointIntegrityError instead.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in MODEL_MEMBERS if name not in archive.namelist()]
+            # A truncated file can still parse: as the torch archive nested inside it, so check the members.
+            damaged = f"no {', '.join(missing)} in it" if missing else archive.testzip()  # testzip: first bad CRC
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
+        damaged = str(error)
+    if damaged:
+        raise CheckpointIntegrityError(f"{path}: the checkpoint archive is damaged ({damaged}), so it cannot be "
+                                       "loaded; use another checkpoint of the run")
 
 
 def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int, runs_root: str | os.PathLike[str]) -> list[Path]:

@@ -8,8 +8,10 @@ A parent without a space record cannot be checked and is refused rather than ass
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,6 +45,7 @@ class CompatReport:
     count_changes: tuple[str, ...] = ()
     parent_missing: bool = False
     parent_run: str | None = None
+    config_dir: str = "configs"  # the directory the current configs came from (--config-dir), as the user typed it
 
     @property
     def ok(self) -> bool:
@@ -81,7 +84,8 @@ class CompatReport:
         return [
             f"The parent checkpoint{self._of_run} cannot be loaded with the current configs. Either:",
             f"  - train from scratch: {_SCRATCH_COMMAND}",
-            f"  - or restore configs/scenario.yaml and configs/units_*.yaml to the parent's ({snapshot})",
+            f"  - or restore {self.config_dir}/scenario.yaml and {self.config_dir}/units_*.yaml to the parent's "
+            f"({snapshot})",
         ]
 
 
@@ -94,14 +98,17 @@ def _mismatch_lines(mismatch: SpaceMismatch) -> list[str]:
     ]
 
 
-def compare_spaces(parent: SpacesLike | None, current: SpacesLike, *, parent_run: str | None = None) -> CompatReport:
-    """Compare two `spaces` records (run.json's `spaces`: observation, action, counts)."""
+def compare_spaces(parent: SpacesLike | None, current: SpacesLike, *, parent_run: str | None = None,
+                   config_dir: str | os.PathLike[str] = "configs") -> CompatReport:
+    """Compare two `spaces` records (run.json's `spaces`: observation, action, counts); `config_dir` is where the
+    current configs came from, named in the advice."""
+    config_dir = Path(config_dir).as_posix()
     current_d = _as_dict(current)
     if not current_d:
         raise ValueError("the current config has no space record to compare with")
     parent_d = _as_dict(parent)
     if not parent_d:
-        return CompatReport(parent_missing=True, parent_run=parent_run)
+        return CompatReport(parent_missing=True, parent_run=parent_run, config_dir=config_dir)
     obs_p, obs_c = parent_d.get("observation") or {}, current_d.get("observation") or {}
     act_p, act_c = parent_d.get("action") or {}, current_d.get("action") or {}
     mismatches = [
@@ -112,13 +119,14 @@ def compare_spaces(parent: SpacesLike | None, current: SpacesLike, *, parent_run
         )
         if m is not None
     ]
-    counts = _count_changes(parent_d.get("counts") or {}, current_d.get("counts") or {})
-    return CompatReport(tuple(mismatches), tuple(counts), parent_run=parent_run)
+    counts = _count_changes(parent_d.get("counts") or {}, current_d.get("counts") or {}, config_dir)
+    return CompatReport(tuple(mismatches), tuple(counts), parent_run=parent_run, config_dir=config_dir)
 
 
-def check_compatible(parent: SpacesLike | None, current: SpacesLike, *, parent_run: str | None = None) -> CompatReport:
+def check_compatible(parent: SpacesLike | None, current: SpacesLike, *, parent_run: str | None = None,
+                     config_dir: str | os.PathLike[str] = "configs") -> CompatReport:
     """Return the report when compatible; raise CompatibilityError with its text otherwise."""
-    report = compare_spaces(parent, current, parent_run=parent_run)
+    report = compare_spaces(parent, current, parent_run=parent_run, config_dir=config_dir)
     if not report.ok:
         raise CompatibilityError(report.text())
     return report
@@ -205,10 +213,10 @@ def _list_diff(old: list[str], new: list[str]) -> str:
     return "; ".join(parts) or f"reordered ({', '.join(old)} -> {', '.join(new)})"
 
 
-def _count_changes(parent: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def _count_changes(parent: Mapping[str, Any], current: Mapping[str, Any], config_dir: str) -> list[str]:
     """Unit counts and per-type action lists that differ, each naming the config file to look at."""
     changes = [
-        f"Number of {side}: {parent.get(side)} -> {current.get(side)} (configs/scenario.yaml)"
+        f"Number of {side}: {parent.get(side)} -> {current.get(side)} ({config_dir}/scenario.yaml)"
         for side in ("attackers", "defenders")
         if parent.get(side) != current.get(side)
     ]
@@ -220,7 +228,7 @@ def _count_changes(parent: Mapping[str, Any], current: Mapping[str, Any]) -> lis
             continue
         if old is None or new is None:
             presence = "added" if old is None else "removed"
-            changes.append(f"Unit type {unit_type} {presence} (configs/scenario.yaml, configs/units_*.yaml)")
+            changes.append(f"Unit type {unit_type} {presence} ({config_dir}/scenario.yaml, {config_dir}/units_*.yaml)")
         else:
-            changes.append(f"Actions of {unit_type}: {_list_diff(old, new)} (configs/units_*.yaml)")
+            changes.append(f"Actions of {unit_type}: {_list_diff(old, new)} ({config_dir}/units_*.yaml)")
     return changes

@@ -13,12 +13,12 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mission_gym.config import YamlLoader
+from mission_gym.yaml_io import YamlLoader, describe_validation_error
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
 from mission_gym.runs.checkpoints import model_files
 from mission_gym.runs.lineage import RunFolder, active_run, lineage_members, parent_names, read_run_folder, scan_runs
@@ -64,11 +64,11 @@ class CleanupPlan(BaseModel):
 class RetentionPolicy(BaseModel):
     """Automatic retention limits (a YAML file); each limit left out is not enforced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # `.inf` GB is no limit: leave the key out
 
-    max_runs: PositiveInt | None = None
-    max_disk_gb: PositiveFloat | None = None
-    failed_run_max_age_hours: NonNegativeFloat | None = None
+    max_runs: Annotated[int, Field(gt=0, le=10**9)] | None = None
+    max_disk_gb: Annotated[float, Field(gt=0, le=1e9)] | None = None
+    failed_run_max_age_hours: Annotated[float, Field(ge=0, le=1e6)] | None = None  # timedelta holds ~2e8 hours
     keep_active_lineage: bool = True
 
     @classmethod
@@ -80,8 +80,7 @@ class RetentionPolicy(BaseModel):
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read retention policy ({exc})") from None
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"{path}: invalid retention policy: {problems}") from None
+            raise ConfigError(f"{path}: invalid retention policy: {describe_validation_error(exc)}") from None
 
 
 # --- planning -----------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mission_gym.evaluation import evaluate_model, report_markdown
-from mission_gym.scripts.cli_support import run_command
+from mission_gym.scripts.cli_support import CommandParser, run_cli, runs_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint path (.zip optional) or run name (its latest checkpoint)")
     parser.add_argument("--config-dir", type=Path, help="config directory (default: the run's own config snapshot)")
     parser.add_argument("--episodes", type=int, help="evaluate on the first N seeds (default: all)")
@@ -22,21 +22,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    source = "from --config-dir" if args.config_dir else "the run's config snapshot"
+    report = evaluate_model(args.model, config_dir=args.config_dir, episodes=args.episodes,
+                            seeds_file=args.seeds_file, deterministic=not args.stochastic,
+                            runs_root=runs_folder("--runs-dir", args.runs_dir, must_exist=False), gif=args.gif)
+    print(f"Using config {report['config_dir']} ({source})")
+    print(report_markdown(report))
+    print("Report written to:", *report["files"], sep="\n  ")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Evaluate and print the readable report; returns the exit status."""
-    args = build_parser().parse_args(argv)
-
-    def command() -> int:
-        source = "from --config-dir" if args.config_dir else "the run's config snapshot"
-        report = evaluate_model(args.model, config_dir=args.config_dir, episodes=args.episodes,
-                                seeds_file=args.seeds_file, deterministic=not args.stochastic,
-                                runs_root=args.runs_dir, gif=args.gif)
-        print(f"Using config {report['config_dir']} ({source})")
-        print(report_markdown(report))
-        print("Report written to:", *report["files"], sep="\n  ")
-        return 0
-
-    return run_command(command)
+    return run_cli(build_parser(), argv, _evaluate)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.layout import CHECKPOINT_PATTERN, dashboard_file
-from mission_gym.scripts.cli_support import run_command
+from mission_gym.scripts.cli_support import CommandParser, finite_float, run_cli, runs_folder
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
 INTERRUPTED_EXIT = 130
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line (hyperparameters default to None: a fresh run then takes PPOHyperparameters' defaults
     and a branch its parent's values)."""
     defaults = TrainSettings()
-    parser = argparse.ArgumentParser(prog="train_ppo", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="train_ppo", description=__doc__.split("\n")[0])
     parser.add_argument("--timesteps", type=int, default=defaults.timesteps, help="timesteps to train in this run (default: %(default)s)")
     parser.add_argument("--n-envs", type=int, default=defaults.n_envs, help="arenas simulated together (default: %(default)s)")
     parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended")
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "net_arch":
             ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 128,128)")
         else:
-            ppo.add_argument(flag, type=type(field.default), help=f"{field.description} (default: {field.default})")
+            kind = finite_float if field.annotation is float else field.annotation
+            ppo.add_argument(flag, type=kind, help=f"{field.description} (default: {field.default})")
     return parser
 
 
@@ -60,26 +62,45 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     given = {name: getattr(args, name) for name in PPOHyperparameters.model_fields if getattr(args, name) is not None}
     if "net_arch" in given:
         given["net_arch"] = _layers(given["net_arch"])
+    _check_flags(PPOHyperparameters, given)
+    runs_folder("--runs-dir", args.runs_dir, must_exist=False)
     if args.keep_checkpoints is not None and args.keep_checkpoints < 0:
         raise MissionGymError(f"--keep-checkpoints {args.keep_checkpoints}: give a positive count, or 0 to keep every checkpoint")
+    settings = dict(
+        timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, run_name=args.run_name, notes=args.notes,
+        parent_checkpoint=args.parent_checkpoint, branch_name=args.branch_name, config_dir=args.config_dir,
+        runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
+        keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
+        torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
+        imitation_samples=args.imitation_samples,
+        hyperparameters=given,
+    )
+    return _check_flags(TrainSettings, settings)
+
+
+def _check_flags(model: type[BaseModel], values: dict[str, Any]) -> Any:
+    """`model(**values)`, with a value out of range (e.g. --timesteps 0) reported by its flag, no traceback."""
     try:
-        return TrainSettings(
-            timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed, run_name=args.run_name, notes=args.notes,
-            parent_checkpoint=args.parent_checkpoint, branch_name=args.branch_name, config_dir=args.config_dir,
-            runs_root=args.runs_dir, checkpoint_freq=args.checkpoint_freq,
-            keep_checkpoints=args.keep_checkpoints or None, eval_freq=args.eval_freq, device=args.device,
-            torch_threads=args.torch_threads, tensorboard=not args.no_tensorboard, progress_bar=not args.no_progress,
-            imitation_samples=args.imitation_samples,
-            hyperparameters=given,
-        )
-    except ValidationError as error:  # a value out of range, e.g. --timesteps 0: name the flag, no traceback
-        problems = "; ".join(f"{_flag(str(e['loc'][0]))} {e['input']!r}: {e['msg']}" for e in error.errors())
+        return model(**values)
+    except ValidationError as error:
+        problems = "; ".join(f"{_flag(str(e['loc'][0]))} {_shown(e['input'])}: {_plain(e['msg'])}"
+                             for e in error.errors())
         raise MissionGymError(f"invalid option: {problems}") from None
 
 
 def _flag(field: str) -> str:
-    """The command-line flag of a TrainSettings field."""
+    """The command-line flag of a TrainSettings or PPOHyperparameters field."""
     return "--runs-dir" if field == "runs_root" else "--" + field.replace("_", "-")
+
+
+def _shown(value: Any) -> str:
+    """A flag's value as the user typed it: `0.5`, `128,128`, `abc`."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _plain(message: str) -> str:
+    """pydantic's message in the user's terms: `Input should be greater than 0` -> `should be greater than 0`."""
+    return message.removeprefix("Value error, ").replace("Input should", "should")
 
 
 def _layers(text: str) -> list[int]:
@@ -106,24 +127,23 @@ def describe_plan(plan: RunPlan) -> str:
     return "\n".join(lines)
 
 
+def _train(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    plan = plan_run(settings)
+    print(describe_plan(plan), flush=True)
+    record = train(settings, plan)
+    run_dir = settings.runs_root / record.run_name
+    print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
+    checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
+    if checkpoints:
+        print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
+    print(f"Dashboard: {dashboard_file(settings.runs_root).resolve().as_uri()}")
+    return INTERRUPTED_EXIT if record.status == "interrupted" else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, plan (all checks before anything is created), train; returns the exit status."""
-    args = build_parser().parse_args(argv)
-
-    def command() -> int:
-        settings = settings_from_args(args)
-        plan = plan_run(settings)
-        print(describe_plan(plan), flush=True)
-        record = train(settings, plan)
-        run_dir = settings.runs_root / record.run_name
-        print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
-        checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
-        if checkpoints:
-            print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
-        print(f"Dashboard: {dashboard_file(settings.runs_root).resolve().as_uri()}")
-        return INTERRUPTED_EXIT if record.status == "interrupted" else 0
-
-    return run_command(command)
+    return run_cli(build_parser(), argv, _train)
 
 
 if __name__ == "__main__":
