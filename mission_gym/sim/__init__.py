@@ -14,8 +14,8 @@ _SOURCES = cache.dependencies(("mission_gym.sim", "mission_gym.ppo_kernel"))
 _LOADED_BEFORE = cache.loaded_modules()
 numba.config.CACHE_DIR = cache.cache_dir(_SOURCES)
 
-from mission_gym.sim.core import BatchedSim, Outcome  # noqa: E402  (the cache folder must be set first)
+from mission_gym.sim.core import BatchedSim  # noqa: E402  (the cache folder must be set first)
 
 cache.check_covered(_SOURCES, _LOADED_BEFORE)
 
-__all__ = ["BatchedSim", "Outcome"]
+__all__ = ["BatchedSim"]
