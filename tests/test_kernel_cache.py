@@ -28,15 +28,15 @@ from mission_gym.env import MissionGymEnv
 
 env = MissionGymEnv(sys.argv[1])
 policy = ScriptedAttackerPolicy(env.config)
-obs, _ = env.reset(seed=3)
 start = time.perf_counter()
+obs, _ = env.reset(seed=3)
 obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
-first_step_s = time.perf_counter() - start
+first_calls_s = time.perf_counter() - start  # the first reset and step load (or compile) the kernels
 while not (terminated or truncated):
     obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
 weight = env.config.reward.components["ring_bonus"].weight
 rings = info["episode_reward_components"]["ring_bonus"] / weight
-print(json.dumps({"rings": rings, "cache": numba.config.CACHE_DIR, "first_step_s": first_step_s}))
+print(json.dumps({"rings": rings, "cache": numba.config.CACHE_DIR, "first_calls_s": first_calls_s}))
 """
 
 
@@ -65,7 +65,7 @@ def test_edited_rule_compiles_afresh_and_unchanged_sources_reuse_the_cache(tmp_p
 
     again = _run_episode(tmp_path, cache_root)
     assert again == {**again, "rings": before["rings"], "cache": before["cache"]}
-    assert again["first_step_s"] < 5.0, again  # loaded from the cache, not compiled (~30 s)
+    assert again["first_calls_s"] < 5.0, again  # loaded from the cache (~1 s), not compiled (~30 s)
 
     _set_ring_radii(tmp_path / "mission_gym", "(1.0,)")
     after = _run_episode(tmp_path, cache_root)
