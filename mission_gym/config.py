@@ -14,33 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mission_gym.errors import ConfigError
+from mission_gym.rules import ACTION_NAMES, BEHAVIOUR_MODES, REWARD_COMPONENTS
 from mission_gym.yaml_io import YamlLoader, describe_validation_error
-
-MOVE_ACTIONS = ("STOP", "N", "NE", "E", "SE", "S", "SW", "W", "NW")
-ACTION_NAMES = (*MOVE_ACTIONS, "TAG", "SCAN")
-BEHAVIOUR_MODES = ("patrol", "guard_objective", "intercept")
-
-# Order matters: it is the column order of the reward breakdown and of `info["reward_components"]`.
-REWARD_COMPONENTS = (
-    "capture_progress",  # per second of capture progress gained
-    "win_bonus",  # once, on capture
-    "zone_entry_bonus",  # once per attacker, on its first entry into the zone
-    "zone_time",  # per attacker-second inside the zone
-    "min_dist_potential",  # per metre the closest live attacker gets nearer the objective
-    "ring_bonus",  # once per ring (RING_RADII) the closest attacker first crosses
-    "spread",  # per second, times the mean distance (m, capped at 20) of live attackers from their centroid
-    "tag_hit_bonus",  # per tag an attacker lands
-    "defender_disabled_bonus",  # per defender disabled
-    "time_penalty",  # per decision
-    "collision_penalty",  # per collision: an attacker touching an obstacle or the arena edge after a free decision
-    "integrity_loss_penalty",  # per integrity point attackers lose
-    "unit_disabled_penalty",  # per attacker disabled
-    "detected_penalty",  # per attacker per decision in which a defender detects it
-    "stalled_penalty",  # once, when the episode ends by stagnation
-    "timeout_penalty",  # once, at the time limit
-    "all_disabled_penalty",  # once, when every attacker is disabled
-)
-RING_RADII = (80.0, 60.0, 40.0, 25.0, 15.0)
 
 CONFIG_FILES = (
     "world.yaml",

@@ -6,14 +6,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mission_gym.config import REWARD_COMPONENTS, MissionConfig, load_config
+from mission_gym.config import MissionConfig, load_config
 from mission_gym.render import render_frame
-from mission_gym.sim import BatchedSim, Outcome
+from mission_gym.rules import REWARD_COMPONENTS, Outcome
+from mission_gym.sim import BatchedSim
 from mission_gym.spaces import action_space, observation_space
 
 DEFAULT_CONFIG_DIR = Path("configs")
-_TERMINATED = frozenset((Outcome.CAPTURED, Outcome.ALL_DISABLED))
-_TRUNCATED = frozenset((Outcome.TIMEOUT, Outcome.STALLED))
 
 
 def resolve_config(config_dir: str | Path | None = None, config: MissionConfig | None = None) -> MissionConfig:
@@ -84,8 +83,7 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
         if outcome is not Outcome.RUNNING:
             info["episode_metrics"] = sim.episode_metrics(0)
             info["episode_reward_components"] = dict(zip(REWARD_COMPONENTS, sim.episode_reward_components[0].tolist()))
-        terminated = outcome in _TERMINATED
-        truncated = outcome in _TRUNCATED
+        terminated, truncated = outcome.terminated, outcome.truncated
         return sim.observations[0].copy(), float(sim.rewards[0]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:

@@ -15,13 +15,13 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from mission_gym.config import REWARD_COMPONENTS, MissionConfig
+from mission_gym.config import MissionConfig
 from mission_gym.env import resolve_config
 from mission_gym.render import render_frame
-from mission_gym.sim import BatchedSim, Outcome
+from mission_gym.rules import REWARD_COMPONENTS, Outcome
+from mission_gym.sim import BatchedSim
 from mission_gym.spaces import action_space, observation_space
 
-_TERMINATED = (Outcome.CAPTURED, Outcome.ALL_DISABLED)
 
 
 class MissionVecEnv(VecEnv):
@@ -74,7 +74,7 @@ class MissionVecEnv(VecEnv):
     def _finish_episode(self, i: int, outcome: Outcome) -> dict[str, Any]:
         info = {
             "terminal_observation": self.sim.observations[i].copy(),
-            "TimeLimit.truncated": outcome not in _TERMINATED,
+            "TimeLimit.truncated": not outcome.terminated,
             "outcome": outcome.label,
             "episode_metrics": self.sim.episode_metrics(i),
             "episode_reward_components": dict(zip(REWARD_COMPONENTS, self.sim.episode_reward_components[i].tolist())),

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 import mission_gym
-from mission_gym.config import CONFIG_FILES, REWARD_COMPONENTS, load_config, read_seeds_file
+from mission_gym.config import CONFIG_FILES, load_config, read_seeds_file
 from mission_gym.errors import ConfigError
+from mission_gym.rules import REWARD_COMPONENTS
 from mission_gym.yaml_io import YamlLoader
 
 from conftest import REPO_CONFIGS

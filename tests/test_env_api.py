@@ -139,7 +139,7 @@ def test_vec_env_api():
     assert rewards.shape == (4,) and rewards.dtype == np.float32
     assert dones.shape == (4,) and dones.dtype == bool and not dones.any()
     assert isinstance(infos, list) and len(infos) == 4 and all(isinstance(i, dict) for i in infos)
-    assert vec.last_reward_components.shape == (4, len(mission_gym.config.REWARD_COMPONENTS))
+    assert vec.last_reward_components.shape == (4, len(mission_gym.rules.REWARD_COMPONENTS))
     assert vec.get_attr("render_mode") == [None] * 4
     assert vec.env_is_wrapped(VecMonitor) == [False] * 4
     frames = vec.get_images()

@@ -17,10 +17,11 @@ from test_training_support import (
     run_dirs, strict_json, train_main, tree_state,
 )
 
-from mission_gym.config import REWARD_COMPONENTS, load_config, read_seeds_file
+from mission_gym.config import load_config, read_seeds_file
 from mission_gym.evaluation import (
     EpisodeResult, bootstrap_interval, paired_comparison, seeds_hash, summarize, wilson_interval,
 )
+from mission_gym.rules import REWARD_COMPONENTS
 
 pytestmark = pytest.mark.slow  # end to end: trains the runs it evaluates
 

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 import mission_gym
-from mission_gym.config import ACTION_NAMES, REWARD_COMPONENTS, load_config
+from mission_gym.config import load_config
 from mission_gym.env import MissionGymEnv
+from mission_gym.rules import ACTION_NAMES, REWARD_COMPONENTS
 from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_MEMORY, DS_REACTION, DS_TARGET, N_UNIT_STATE, US_ALIVE, US_CMD_SPEED, US_COS,
-    US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y, build_params,
+    US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
 )
+from mission_gym.sim.params import build_params
 
 from conftest import REPO_CONFIGS, obstacle_clearances
 
