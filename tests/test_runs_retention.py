@@ -232,33 +232,29 @@ def test_folders_that_are_not_runs_are_left_alone(runs):
     assert (notes / "ideas.txt").is_file()
 
 
-def _make_cycle(root, first: str, second: str) -> None:
-    """Hand-edit two records so that each names the other as its parent."""
-    for name, parent in ((first, second), (second, first)):
+def _cycle_runs(root, child_age_s: float, other_age_s: float) -> None:
+    """a and b, whose hand-edited records name each other as parent, b's child, and an unrelated run."""
+    make_run(root, "a", steps=[100], heartbeat_age_s=9000)
+    make_run(root, "b", parent="a", steps=[200], heartbeat_age_s=8000)
+    make_run(root, "child", parent="b", steps=[300], heartbeat_age_s=child_age_s)
+    make_run(root, "other", steps=[5], heartbeat_age_s=other_age_s)
+    for name, parent in (("a", "b"), ("b", "a")):
         update_record(root / name, parent_run=parent, root_ancestor=parent)
 
 
 def test_a_parent_cycle_is_named_and_cleanup_deletes_what_it_says(tmp_path):
     root = tmp_path / "runs"
-    make_run(root, "a", steps=[100], heartbeat_age_s=9000)
-    make_run(root, "b", parent="a", steps=[200], heartbeat_age_s=8000)
-    make_run(root, "c", parent="b", steps=[300], heartbeat_age_s=7000)
-    make_run(root, "keeper", steps=[5], heartbeat_age_s=60)
-    _make_cycle(root, "a", "b")
+    _cycle_runs(root, child_age_s=7000, other_age_s=60)
     plan = plan_cleanup(root, keep_active_lineage=True)
-    assert plan.anchor == "keeper" and _names(plan) == {"a", "b", "c"}
+    assert plan.anchor == "other" and _names(plan) == {"a", "b", "child"}
     assert len(plan.problems) == 1 and "parent cycle a -> b -> a" in plan.problems[0]
-    assert sorted(apply_cleanup(plan)) == ["a", "b", "c"], "every run the plan said it deletes is deleted"
-    assert sorted(p.name for p in root.iterdir()) == ["keeper"]
+    assert sorted(apply_cleanup(plan)) == ["a", "b", "child"], "every run the plan said it deletes is deleted"
+    assert sorted(p.name for p in root.iterdir()) == ["other"]
 
 
 def test_a_parent_cycle_kept_by_a_kept_child_is_kept_whole(tmp_path):
     root = tmp_path / "runs"
-    make_run(root, "a", steps=[100], heartbeat_age_s=9000)
-    make_run(root, "b", parent="a", steps=[200], heartbeat_age_s=8000)
-    make_run(root, "child", parent="b", steps=[300], heartbeat_age_s=60)
-    make_run(root, "other", steps=[5], heartbeat_age_s=7000)
-    _make_cycle(root, "a", "b")
+    _cycle_runs(root, child_age_s=60, other_age_s=7000)
     plan = plan_cleanup(root, keep_lineage="child")
     assert _names(plan) == {"other"} and {"a", "b", "child"} <= set(plan.keep)
     assert apply_cleanup(plan) == ["other"]
