@@ -44,18 +44,20 @@ def signal_exit_status(reason: str | None, default: int) -> int:
 @contextmanager
 def stop_signals(on_signal: Callable[[str], None]) -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP call `on_signal(name)` (which may raise TerminationRequested); any
-    later one is ignored, so the final save it triggers cannot itself be cut short. Outside the main thread
-    (where Python cannot install handlers) this does nothing."""
+    later one is ignored, so the final save it triggers cannot itself be cut short. A signal the process
+    ignores already is left ignored; outside the main thread (where Python cannot install handlers) this
+    does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        for other in STOP_SIGNALS:
+        for other in previous:
             signal.signal(other, signal.SIG_IGN)
         on_signal(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    # A signal already ignored stays ignored: `nohup` training must survive its terminal closing (SIGHUP).
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield
     finally:

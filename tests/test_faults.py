@@ -37,6 +37,8 @@ WAIT_S = 180
 
 def _trainer(argv: list[str], log: Path) -> None:
     """Child process body: train_ppo's main with its output in `log`."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # as a terminal delivers them, even if pytest runs under nohup
+        signal.signal(sig, signal.SIG_DFL)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -22,7 +22,7 @@ from test_training_support import (
 from mission_gym import ppo as ppo_module
 from mission_gym import training as training_module
 from mission_gym.errors import MissionGymError
-from mission_gym.guards import DivergedError
+from mission_gym.guards import DivergedError, stop_signals
 from mission_gym.runs.checkpoints import resolve_checkpoint
 from mission_gym.runs.record import load_record
 from mission_gym.training import TrainSettings, train
@@ -253,3 +253,16 @@ def test_the_record_names_a_checkpoint_only_once_its_file_exists(tmp_path, monke
     assert listed == [f"{run.name}/checkpoints/ppo_mission_{ROLLOUT}_steps.zip"]
     assert all((work / "runs" / f).is_file() for f in listed)
     assert resolve_checkpoint(run.name, work / "runs") == checkpoint_path(run, ROLLOUT).resolve()
+
+
+def test_a_stop_signal_ignored_before_training_stays_ignored():
+    """`nohup` training ignores SIGHUP: closing its terminal must not stop it."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals(lambda name: pytest.fail(f"{name} reached the handler")):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
