@@ -24,6 +24,8 @@ from stable_baselines3.common.utils import explained_variance
 from torch import nn
 
 from mission_gym import ppo_kernel as kernel
+from mission_gym.errors import MissionGymError
+from mission_gym.guards import non_finite_parameter
 from mission_gym.policy import MissionPolicy
 
 # Minibatches this large go through torch: its batched kernels (and a second thread) beat the compiled loops.
@@ -211,5 +213,14 @@ def _flat_rollout(buffer: RolloutBuffer) -> dict[str, np.ndarray]:
 
 def load_model(path: str | Path, **kwargs: Any) -> MissionPPO:
     """Load a PPO checkpoint as `MissionPPO` with `MissionPolicy`, including checkpoints saved with SB3's plain
-    PPO and MlpPolicy (same parameters and optimizer state); `kwargs` go to `PPO.load`."""
-    return MissionPPO.load(path, custom_objects={"policy_class": MissionPolicy}, **kwargs)
+    PPO and MlpPolicy (same parameters and optimizer state); `kwargs` go to `PPO.load`.
+
+    Raises:
+        MissionGymError: the model holds NaN or infinity (it diverged; nothing it decides means anything).
+    """
+    model = MissionPPO.load(path, custom_objects={"policy_class": MissionPolicy}, **kwargs)
+    problem = non_finite_parameter(model.policy)
+    if problem is not None:
+        raise MissionGymError(f"{path}: {problem} (NaN or infinity): this model diverged in training and cannot "
+                              "play; use an earlier checkpoint of its run")
+    return model

@@ -15,6 +15,7 @@ import socket
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,18 +29,20 @@ from stable_baselines3.common.vec_env import VecMonitor
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
 from mission_gym.evaluation import run_episodes, summarize
+from mission_gym.guards import DivergedError, TerminationRequested, check_finite, stop_signals
 from mission_gym.imitation import imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
 from mission_gym.runs.checkpoints import (
-    check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
+    check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, sweep_temp_files,
+    verify_checkpoint,
 )
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
 from mission_gym.runs.record import (
     CheckpointEntry, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
-    atomic_write_bytes, git_info, load_record, save_record, utc_now,
+    atomic_write_bytes, git_info, load_record, process_start_time, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
 from mission_gym.vec_env import MissionVecEnv
@@ -200,34 +203,48 @@ def _device(requested: str) -> Literal["cpu", "cuda"]:
 
 
 def train(settings: TrainSettings, plan: RunPlan | None = None,
-          extra_callbacks: list[BaseCallback] | None = None) -> RunRecord:
+          extra_callbacks: list[BaseCallback] | None = None,
+          on_created: Callable[[Path], None] | None = None) -> RunRecord:
     """Create the run folder and train; returns the final run record (status finished or interrupted).
 
-    Ctrl-C (or any other interruption that is not an error, such as an orchestrator terminating the run)
-    saves a checkpoint at the current step and marks the run interrupted; an error marks it failed. Both
-    re-raise, except Ctrl-C, which returns the interrupted record.
+    `on_created(run_dir)` is called once the folder exists: its name may differ from the plan's when another
+    run took that name in the same second. Ctrl-C, SIGTERM and SIGHUP end the current update, save a
+    checkpoint at the current step, write final_model.zip and mark the run interrupted with the signal's name
+    as its `error`; they return the record. Any other interruption (an orchestrator cancelling a thread)
+    does the same and re-raises. An error, a diverged model included, marks the run failed and re-raises.
     """
     plan = plan or plan_run(settings)
+    if plan.parent_record is not None and not plan.parent_record.is_live():
+        sweep_temp_files(settings.runs_root / plan.parent_record.run_name)  # resuming a dead run: its leftovers
     run_dir = reserve_run_dir(settings.runs_root, plan.run_name)
-    record = _initial_record(plan, run_dir.name)
     paths = RunPaths(run_dir)
-    shutil.copytree(settings.config_dir, paths.config_snapshot, ignore=_only_config_files)
-    paths.checkpoints_dir.mkdir()
-    save_record(run_dir, record)
-    tracker = RunTracker(run_dir, record, settings)
-    try:
-        model = _build_model(plan, run_dir)
-        model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])], reset_num_timesteps=False,
-                    progress_bar=settings.progress_bar, tb_log_name="ppo")
-        tracker.finish(model, "finished")
-    except Exception as error:
-        tracker.fail(error)
-        raise
-    except BaseException as interruption:  # Ctrl-C, or an orchestrator terminating the run: keep what was learned
-        tracker.finish(getattr(tracker, "model", None), "interrupted")
-        if not isinstance(interruption, KeyboardInterrupt):
+    tracker = RunTracker(run_dir, _initial_record(plan, run_dir.name), settings)
+    with stop_signals(tracker.request_stop):
+        try:
+            shutil.copytree(settings.config_dir, paths.config_snapshot, ignore=_only_config_files)
+            paths.checkpoints_dir.mkdir()
+            save_record(run_dir, tracker.record)
+            if on_created is not None:
+                on_created(run_dir)
+            model = _build_model(plan, run_dir)
+            model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])],
+                        reset_num_timesteps=False, progress_bar=settings.progress_bar, tb_log_name="ppo")
+            tracker.finish(model, "interrupted" if tracker.stop_reason else "finished")
+        except Exception as error:
+            tracker.fail(error)
             raise
+        except BaseException as interruption:  # Ctrl-C, or an orchestrator terminating the run: keep what was learned
+            tracker.stop_reason = tracker.stop_reason or _signal_name(interruption)
+            tracker.finish(getattr(tracker, "model", None), "interrupted")
+            if not isinstance(interruption, KeyboardInterrupt):
+                raise
     return tracker.record
+
+
+def _signal_name(interruption: BaseException) -> str | None:
+    if isinstance(interruption, TerminationRequested):
+        return interruption.signal_name
+    return "SIGINT" if isinstance(interruption, KeyboardInterrupt) else None
 
 
 def _only_config_files(folder: str, names: list[str]) -> list[str]:
@@ -248,7 +265,7 @@ def _initial_record(plan: RunPlan, run_name: str) -> RunRecord:
         hyperparameters={**plan.hyperparameters.model_dump(),
                          "imitation_samples": 0 if plan.parent else min(plan.settings.imitation_samples, plan.settings.timesteps)},
         timesteps=Timesteps(start=plan.start_step, target=plan.start_step + plan.settings.timesteps, current=plan.start_step),
-        pid=os.getpid(), host=socket.gethostname(),
+        pid=os.getpid(), host=socket.gethostname(), process_started_at=process_start_time(os.getpid()),
     )
 
 
@@ -303,8 +320,21 @@ class RunTracker(BaseCallback):
         self._started = time.monotonic()
         self._metrics = self.paths.metrics.open("a", encoding="utf-8")
         self._update_threads = torch.get_num_threads()
+        self.stop_reason: str | None = None  # the signal that asked training to stop
+        self._learning = False
+
+    def request_stop(self, signal_name: str) -> None:
+        """A termination signal arrived: once PPO is learning, stop at the next timestep (the update under
+        way completes, nothing is lost); before that there is nothing to keep, so stop at once."""
+        self.stop_reason = signal_name
+        if not self._learning:
+            raise TerminationRequested(signal_name)
+
+    def _on_training_start(self) -> None:
+        self._learning = True
 
     def _on_rollout_start(self) -> None:
+        check_finite(self.model, int(self.num_timesteps))  # after each update, before a checkpoint can save it
         # Stepping arenas feeds the policy small batches, where a second OpenMP thread costs ~10x more than it
         # saves (measured: 2.8 ms vs 0.3 ms per 64-row forward on 2 cores); updates use every thread.
         self._update_threads = torch.get_num_threads()
@@ -320,7 +350,7 @@ class RunTracker(BaseCallback):
         if self.num_timesteps >= self._next_checkpoint:
             self._save_checkpoint()
             self._next_checkpoint = (self.num_timesteps // self.settings.checkpoint_freq + 1) * self.settings.checkpoint_freq
-        return True
+        return self.stop_reason is None
 
     def _on_rollout_end(self) -> None:
         torch.set_num_threads(self._update_threads)
@@ -381,44 +411,57 @@ class RunTracker(BaseCallback):
             self._prune()
 
     def _save_model(self, model: PPO, path: Path, step: int) -> None:
-        """Record a model file (with the SHA-256 of its bytes) in the run record, then write it atomically.
+        """Write a model file atomically, then record it (with the SHA-256 of its bytes) in the run record.
 
-        The record comes first: a crash in between leaves an entry whose file never appeared (branching by
-        run name then takes the previous checkpoint), never a checkpoint file the record does not list,
-        which branching would refuse as unverifiable.
+        The file comes first, so the record only ever names files that exist: a crash in between leaves a
+        checkpoint the record does not list, which a run name never resolves to (see `run_model`). A model
+        holding a non-finite number is never written (DivergedError).
         """
+        check_finite(model, step)
         buffer = io.BytesIO()
         model.save(buffer)
         data = buffer.getvalue()
         entry = CheckpointEntry(file=relative_to_runs(path, self.settings.runs_root), step=step,
                                 sha256=hashlib.sha256(data).hexdigest())
+        atomic_write_bytes(path, data)
         entries = [e for e in self.record.checkpoints if e.file != entry.file] + [entry]
         self.record = self.record.model_copy(update={"checkpoints": entries})
         save_record(self.run_dir, self.record)
-        atomic_write_bytes(path, data)
 
     def _prune(self) -> None:
-        deleted = {relative_to_runs(p, self.settings.runs_root) for p in
-                   prune_checkpoints(self.run_dir, self.settings.keep_checkpoints, self.settings.runs_root)}
-        if deleted:
-            kept = [e for e in self.record.checkpoints if e.file not in deleted]
-            self.record = self.record.model_copy(update={"checkpoints": kept})
-            save_record(self.run_dir, self.record)
+        prune_checkpoints(self.run_dir, self.settings.keep_checkpoints, self.settings.runs_root,
+                          before_delete=self._forget)
+
+    def _forget(self, doomed: list[Path]) -> None:
+        """Drop files about to be deleted from the record (first, so it never names a missing file)."""
+        gone = {relative_to_runs(p, self.settings.runs_root) for p in doomed}
+        kept = [e for e in self.record.checkpoints if e.file not in gone]
+        self.record = self.record.model_copy(update={"checkpoints": kept})
+        save_record(self.run_dir, self.record)
 
     def finish(self, model: PPO | None, status: Literal["finished", "interrupted"]) -> None:
-        """Save the last checkpoint and final model, and close the record with `status`."""
+        """Save the last checkpoint and final model, and close the record with `status` (an interrupted
+        run's `error` names the signal). A diverged model is never saved: the run is closed failed instead
+        and DivergedError raised."""
         if model is not None:
             step = int(model.num_timesteps)
+            try:
+                check_finite(model, step)
+            except DivergedError as error:
+                self.fail(error)
+                raise
             if not self.paths.checkpoint(step).is_file():
                 self._save_checkpoint(model)
             self._save_model(model, self.paths.final_model, step)
-        self._close(status)
+        self._close(status, error=self.stop_reason if status == "interrupted" else None)
 
     def fail(self, error: BaseException) -> None:
         """Mark the run failed with the error's message."""
         self._close("failed", error=f"{type(error).__name__}: {error}")
 
     def _close(self, status: str, error: str | None = None) -> None:
+        if self.record.status != "running":  # closed already (a diverged model found while finishing)
+            return
         self._metrics.close()
         model = getattr(self, "model", None)
         current = int(model.num_timesteps) if model is not None else self.record.timesteps.current

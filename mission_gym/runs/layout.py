@@ -36,6 +36,8 @@ CHECKPOINT_PATTERN = re.compile(r"^ppo_mission_(\d+)_steps\.zip$")
 CHECKPOINT_NAME_HELP = "ppo_mission_<N>_steps.zip"  # how error messages spell the pattern
 # The step in a name the user typed, with or without `.zip` (to suggest the checkpoints nearest to it).
 STEP_IN_NAME = re.compile(r"ppo_mission_(\d+)_steps")
+# The temp file of an atomic write (`.<name>.<random>.tmp`): never data; a killed writer leaves it behind.
+TEMP_FILE_PATTERN = re.compile(r"^\..+\.tmp$")
 
 # Any of these in a folder without a valid run.json marks a broken run; a non-empty folder with none of them
 # is something else a user keeps there and is left alone.

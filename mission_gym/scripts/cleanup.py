@@ -95,6 +95,7 @@ def describe_plan(plan: CleanupPlan) -> list[str]:
     lines += [f"  kept, a kept run branched from it: {name}" for name in plan.protected]
     if plan.ignored:
         lines.append(f"Left alone, not run folders: {', '.join(plan.ignored)}")
+    lines += [f"Problem: {problem}" for problem in plan.problems]
     if not plan.delete:
         lines.append("Nothing to delete.")
         return lines

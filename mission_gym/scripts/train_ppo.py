@@ -6,6 +6,7 @@
 """
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mission_gym.errors import MissionGymError
+from mission_gym.guards import signal_exit_status
 from mission_gym.runs.layout import CHECKPOINT_PATTERN, dashboard_file
+from mission_gym.runs.record import RunRecord
 from mission_gym.scripts.cli_support import CommandParser, finite_float, run_cli, runs_folder
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
@@ -113,10 +116,12 @@ def _layers(text: str) -> list[int]:
     return layers
 
 
-def describe_plan(plan: RunPlan) -> str:
-    """What is about to happen, in a few lines."""
+def describe_plan(plan: RunPlan, run_dir: Path | None = None) -> str:
+    """What is about to happen, in a few lines; `run_dir` is the folder the run actually got (its name may
+    differ from the plan's when another run took that name in the same second)."""
     s = plan.settings
-    lines = [f"Run:        {plan.run_name}  ({s.runs_root / plan.run_name})",
+    run_dir = run_dir or s.runs_root / plan.run_name
+    lines = [f"Run:        {run_dir.name}  ({run_dir})",
              f"Config:     {s.config_dir}  (hash {plan.config.config_hash[:12]})",
              f"Device:     {plan.device}    arenas: {s.n_envs}    timesteps: {plan.start_step:,} -> {plan.start_step + s.timesteps:,}"]
     if plan.parent:
@@ -127,18 +132,35 @@ def describe_plan(plan: RunPlan) -> str:
     return "\n".join(lines)
 
 
+def resume_command(settings: TrainSettings, record: RunRecord) -> str:
+    """The one-line command that continues an interrupted run from its latest checkpoint to its target."""
+    remaining = max(record.timesteps.target - record.timesteps.current, 1)
+    words = ["python", "-m", "mission_gym.scripts.train_ppo",
+             "--parent-checkpoint", str(settings.runs_root / record.run_name), "--timesteps", str(remaining),
+             "--n-envs", str(settings.n_envs), "--checkpoint-freq", str(settings.checkpoint_freq)]
+    defaults = TrainSettings()
+    if settings.config_dir != defaults.config_dir:
+        words += ["--config-dir", str(settings.config_dir)]
+    if settings.runs_root != defaults.runs_root:
+        words += ["--runs-dir", str(settings.runs_root)]
+    return shlex.join(words)
+
+
 def _train(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     plan = plan_run(settings)
-    print(describe_plan(plan), flush=True)
-    record = train(settings, plan)
+    record = train(settings, plan, on_created=lambda run_dir: print(describe_plan(plan, run_dir), flush=True))
     run_dir = settings.runs_root / record.run_name
     print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
     checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
     if checkpoints:
         print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
     print(f"Dashboard: {dashboard_file(settings.runs_root).resolve().as_uri()}")
-    return INTERRUPTED_EXIT if record.status == "interrupted" else 0
+    if record.status != "interrupted":
+        return 0
+    if checkpoints:  # none when stopped before training began: nothing to resume from
+        print(f"Resume:     {resume_command(settings, record)}")
+    return signal_exit_status(record.error, INTERRUPTED_EXIT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
