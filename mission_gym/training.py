@@ -23,13 +23,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
-from mission_gym.imitation import imitate, record_baseline
+from mission_gym.imitation import EPOCHS as IMITATION_EPOCHS, imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
+from mission_gym.progress import (
+    COMPILING_NOTE, ProgressDisplay, TrainingProgress, kernels_compiled, training_summary,
+)
 from mission_gym.runs.checkpoints import (
     checkpoint_file_name, prune_checkpoints, relative_to_runs, resolve_checkpoint, verify_checkpoint,
 )
@@ -198,19 +202,35 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
     (run_dir / CHECKPOINTS_DIR).mkdir()
     save_record(run_dir, record)
     tracker = RunTracker(run_dir, record, settings)
+    display = ProgressDisplay(bars=settings.progress_bar)
+    progress = TrainingProgress(display, plan.start_step, plan.start_step + settings.timesteps, tracker)
     try:
-        model = _build_model(plan, run_dir)
-        model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])], reset_num_timesteps=False,
-                    progress_bar=settings.progress_bar, tb_log_name="ppo")
+        if not kernels_compiled():
+            display.note(COMPILING_NOTE)
+        model = _build_model(plan, run_dir, display)
+        try:
+            model.learn(total_timesteps=settings.timesteps, callback=[tracker, progress, *(extra_callbacks or [])],
+                        reset_num_timesteps=False)
+        finally:
+            progress.close()  # before any message: the bar owns the terminal's last lines
         tracker.finish(model, "finished")
     except Exception as error:
         tracker.fail(error)
         raise
     except BaseException as interruption:  # Ctrl-C, or an orchestrator terminating the run: keep what was learned
         tracker.finish(getattr(tracker, "model", None), "interrupted")
+        display.note(_summary(tracker, plan))
         if not isinstance(interruption, KeyboardInterrupt):
             raise
+        return tracker.record
+    display.note(_summary(tracker, plan))
     return tracker.record
+
+
+def _summary(tracker: "RunTracker", plan: RunPlan) -> str:
+    capture = float(np.mean(tracker.captures)) if tracker.captures else None
+    s = plan.settings
+    return training_summary(tracker.record, s.runs_root, capture, s.config_dir, s.n_envs)
 
 
 def _only_config_files(folder: str, names: list[str]) -> list[str]:
@@ -241,30 +261,38 @@ def _update_threads(requested: int | None, batch_size: int) -> int:
     return requested or ((os.cpu_count() or 1) if batch_size >= LARGE_MINIBATCH else 1)
 
 
-def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
+def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     settings, hp = plan.settings, plan.hyperparameters
     torch.set_num_threads(_update_threads(settings.torch_threads, hp.batch_size))
     # The policy's distributions come from network outputs, valid by construction; checking their arguments
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
-    tensorboard = str(run_dir / TENSORBOARD_DIR) if settings.tensorboard else None
     ppo_args = hp.model_dump(exclude={"net_arch"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
-        model = load_model(plan.parent_path, env=env, device=plan.device, tensorboard_log=tensorboard,
-                           seed=settings.seed, **ppo_args)
+        model = load_model(plan.parent_path, env=env, device=plan.device, seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
-        return model
+        return _log_to_tensorboard(model, run_dir, settings.tensorboard)
     # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
-    model = MissionPPO(MissionPolicy, env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
+    model = MissionPPO(MissionPolicy, env, device=plan.device, seed=settings.seed,
                        policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
                        verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
-        demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)
-        imitate(model, demos, seed=settings.seed or 0)
+        # One unit of the bar per pass: the recording, then each epoch of fitting.
+        with display.task(f"imitating the scripted baseline: {samples:,} decisions", 1 + IMITATION_EPOCHS) as advance:
+            demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed, progress=advance)
+            imitate(model, demos, seed=settings.seed or 0, progress=advance)
+    return _log_to_tensorboard(model, run_dir, settings.tensorboard)
+
+
+def _log_to_tensorboard(model: PPO, run_dir: Path, enabled: bool) -> PPO:
+    """Write TensorBoard events straight into the run's folder: `tensorboard --logdir runs` then names each
+    run after its folder (SB3's own logger would add a `ppo_1` level under it)."""
+    if enabled:
+        model.set_logger(configure(str(run_dir / TENSORBOARD_DIR), ["tensorboard"]))
     return model
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mission_gym.errors import MissionGymError
-from mission_gym.runs.checkpoints import CHECKPOINT_PATTERN
 from mission_gym.scripts.cli_support import run_command
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
@@ -27,11 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train_ppo", description=__doc__.split("\n")[0])
     parser.add_argument("--timesteps", type=int, default=defaults.timesteps, help="timesteps to train in this run (default: %(default)s)")
     parser.add_argument("--n-envs", type=int, default=defaults.n_envs, help="arenas simulated together (default: %(default)s)")
-    parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended")
-    parser.add_argument("--notes", default="", help="free text stored with the run and shown on the dashboard")
-    parser.add_argument("--parent-checkpoint", help="checkpoint to branch from (path, .zip optional) or a run name (its latest checkpoint)")
+    parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended (default: a random adjective-animal pair)")
+    parser.add_argument("--notes", default="", help="free text stored with the run and shown on the dashboard (default: none)")
+    parser.add_argument("--parent-checkpoint", help="checkpoint to branch from (path, .zip optional) or a run name (its latest checkpoint) "
+                        "(default: none, a fresh run)")
     parser.add_argument("--branch-name", help="name of the branch; a timestamp is appended (default: branch)")
-    parser.add_argument("--seed", type=int, help="seed of the arenas and of PPO")
+    parser.add_argument("--seed", type=int, help="seed of the arenas and of PPO (default: random)")
     parser.add_argument("--config-dir", type=Path, default=defaults.config_dir, help="config directory (default: %(default)s)")
     parser.add_argument("--runs-dir", type=Path, default=defaults.runs_root, help="runs folder (default: %(default)s)")
     parser.add_argument("--checkpoint-freq", type=int, default=defaults.checkpoint_freq, help="timesteps between checkpoints (default: %(default)s)")
@@ -115,11 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = plan_run(settings)
         print(describe_plan(plan), flush=True)
         record = train(settings, plan)
-        run_dir = settings.runs_root / record.run_name
-        print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
-        checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
-        if checkpoints:
-            print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
         print(f"Dashboard: {(settings.runs_root / 'dashboard.html').resolve().as_uri()}")
         return INTERRUPTED_EXIT if record.status == "interrupted" else 0
 
