@@ -51,7 +51,7 @@ class ProgressDisplay:
             print(text, file=self.stream, flush=True)
 
     @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    def task(self, description: str, total: float) -> Iterator[Callable[[float], None]]:
         """A bar for `total` units of work; yields `advance(n)`. Plain mode notes the start and the end."""
         if not self.bars:
             yield lambda n: None
