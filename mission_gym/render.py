@@ -55,7 +55,7 @@ def render_frame(sim: BatchedSim, arena: int = 0, size: int = 480, sensor_cones:
         draw = ImageDraw.Draw(image)
     _scans(draw, sim, arena, px, scale)
     _units(draw, sim, arena, px, scale)
-    _tags(draw, sim, arena, px)
+    _tags(draw, sim, arena, px, _unit_radius(scale) + 5)
     width, height = world.arena.width * scale, world.arena.height * scale
     draw.rectangle([0, size - height, width - 1, size - 1], outline=BORDER, width=BORDER_WIDTH)
     _hud(draw, sim, arena, size)
@@ -107,18 +107,18 @@ def _tagged_this_decision(sim: BatchedSim, arena: int) -> list[int]:
     return [u for u in range(sim.units.shape[1]) if sim.units[arena, u, US_TAG_CD] > full - decision + 1e-9]
 
 
-def _tags(draw: ImageDraw.ImageDraw, sim: BatchedSim, arena: int, px) -> None:
+def _tags(draw: ImageDraw.ImageDraw, sim: BatchedSim, arena: int, px, ring: float) -> None:
     units, reach = sim.units[arena], sim.params.scalars[P_TAG_RANGE] * 1.5  # the target may have moved since
     for u in _tagged_this_decision(sim, arena):
         opponents = range(sim.n_attackers, len(units)) if u < sim.n_attackers else range(sim.n_attackers)
         distances = {j: math.hypot(units[j, US_X] - units[u, US_X], units[j, US_Y] - units[u, US_Y]) for j in opponents}
         target = min(distances, key=distances.get, default=None)
         x, y = px(units[u, US_X], units[u, US_Y])
-        draw.ellipse([x - 9, y - 9, x + 9, y + 9], outline=TAG, width=3)
+        draw.ellipse([x - ring, y - ring, x + ring, y + ring], outline=TAG, width=2)  # around, not over, the unit
         if target is not None and distances[target] <= reach:
             tx, ty = px(units[target, US_X], units[target, US_Y])
             draw.line([x, y, tx, ty], fill=TAG, width=3)
-            draw.ellipse([tx - 6, ty - 6, tx + 6, ty + 6], outline=TAG, width=3)
+            draw.ellipse([tx - ring, ty - ring, tx + ring, ty + ring], outline=TAG, width=2)
 
 
 def _scans(draw: ImageDraw.ImageDraw, sim: BatchedSim, arena: int, px, scale: float) -> None:
