@@ -34,7 +34,7 @@ def colours(pixels: np.ndarray) -> set[tuple[int, ...]]:
 def unit_pixel(env: MissionGymEnv, frame: np.ndarray, u: int) -> tuple[int, ...]:
     scale = SIZE / env.config.world.arena.width
     x, y = env.sim.units[0, u, US_X] * scale, SIZE - env.sim.units[0, u, US_Y] * scale
-    return tuple(int(v) for v in frame[int(round(y)), int(round(x))])
+    return tuple(int(v) for v in frame[round(y), round(x)])
 
 
 def test_frame_has_a_map_and_a_hud_strip(env):
