@@ -53,11 +53,13 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, config_dir: str | Path | None = None, render_mode: str | None = None,
-                 config: MissionConfig | None = None) -> None:
+                 config: MissionConfig | None = None, sensor_cones: bool = False) -> None:
+        """`sensor_cones`: rgb_array frames also show the defenders' sensor coverage."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']}")
         self.config = resolve_config(config_dir, config)
         self.render_mode = render_mode
+        self.sensor_cones = sensor_cones
         self.sim = BatchedSim(self.config, 1)
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
@@ -89,5 +91,5 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> np.ndarray | None:
         """A top-down RGB frame when render_mode is "rgb_array"."""
         if self.render_mode == "rgb_array":
-            return render_frame(self.sim, 0)
+            return render_frame(self.sim, 0, sensor_cones=self.sensor_cones)
         return None

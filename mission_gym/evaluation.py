@@ -20,9 +20,9 @@ from stable_baselines3 import PPO
 
 from mission_gym.baseline import ScriptedAttackerPolicy
 from mission_gym.config import MissionConfig, load_config, read_seeds_file
+from mission_gym.env import MissionGymEnv
 from mission_gym.errors import CompatibilityError, MissionGymError
 from mission_gym.ppo import load_model
-from mission_gym.render import render_frame
 from mission_gym.runs.checkpoints import check_model_archive, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.layout import EVALUATIONS_DIR, RUN_RECORD_FILE, RunPaths
@@ -33,6 +33,7 @@ from mission_gym.vec_env import MissionVecEnv
 BOOTSTRAP_SAMPLES = 2000
 Z_95 = 1.959963984540054
 GIF_FRAME_MS = 100
+GIF_FINAL_FRAME_MS = 2000
 
 
 class Policy(Protocol):
@@ -247,21 +248,26 @@ def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, determinis
 
 
 def replay_gif(policy: Policy, config: MissionConfig, seed: int, deterministic: bool = True) -> bytes:
-    """An animated GIF of one episode, from the environment's rgb_array frames."""
+    """An animated GIF of one episode, from the environment's rgb_array frames, ending on the final frame
+    (held for a while, so the outcome can be read).
+
+    The Gymnasium env is used rather than the VecEnv, whose auto-reset replaces the final state before it
+    could be drawn; an env reset with seed s plays exactly like a VecEnv arena seeded with s.
+    """
     import io
 
-    env = MissionVecEnv(1, config, seed=seed)
-    observation = env.reset()
-    frames = [Image.fromarray(render_frame(env.sim, 0))]
+    env = MissionGymEnv(config=config, render_mode="rgb_array")
+    observation, _ = env.reset(seed=seed)
+    frames = [Image.fromarray(env.render())]
     done = False
     while not done:
         action, _ = policy.predict(observation, deterministic=deterministic)
-        observation, _, dones, infos = env.step(action)
-        done = bool(dones[0])
-        if not done:
-            frames.append(Image.fromarray(render_frame(env.sim, 0)))
+        observation, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+        frames.append(Image.fromarray(env.render()))
+    durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FINAL_FRAME_MS]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0)
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return buffer.getvalue()
 
 

@@ -24,15 +24,19 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
 from mission_gym.errors import MissionGymError
 from mission_gym.evaluation import run_episodes, summarize
 from mission_gym.guards import DivergedError, TerminationRequested, check_finite, stop_signals
-from mission_gym.imitation import imitate, record_baseline
+from mission_gym.imitation import EPOCHS as IMITATION_EPOCHS, imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
+from mission_gym.progress import (
+    COMPILING_NOTE, ProgressDisplay, TrainingProgress, kernels_compiled, training_summary,
+)
 from mission_gym.runs.checkpoints import (
     check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, sweep_temp_files,
     verify_checkpoint,
@@ -219,6 +223,8 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
     run_dir = reserve_run_dir(settings.runs_root, plan.run_name)
     paths = RunPaths(run_dir)
     tracker = RunTracker(run_dir, _initial_record(plan, run_dir.name), settings)
+    display = ProgressDisplay(bars=settings.progress_bar)
+    progress = TrainingProgress(display, plan.start_step, plan.start_step + settings.timesteps, tracker)
     with stop_signals(tracker.request_stop):
         try:
             shutil.copytree(settings.config_dir, paths.config_snapshot, ignore=_only_config_files)
@@ -226,9 +232,14 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
             save_record(run_dir, tracker.record)
             if on_created is not None:
                 on_created(run_dir)
-            model = _build_model(plan, run_dir)
-            model.learn(total_timesteps=settings.timesteps, callback=[tracker, *(extra_callbacks or [])],
-                        reset_num_timesteps=False, progress_bar=settings.progress_bar, tb_log_name="ppo")
+            if not kernels_compiled():
+                display.note(COMPILING_NOTE)
+            model = _build_model(plan, run_dir, display)
+            try:
+                model.learn(total_timesteps=settings.timesteps, callback=[tracker, progress, *(extra_callbacks or [])],
+                            reset_num_timesteps=False)
+            finally:
+                progress.close()  # before any message: the bar owns the terminal's last lines
             tracker.finish(model, "interrupted" if tracker.stop_reason else "finished")
         except Exception as error:
             tracker.fail(error)
@@ -236,8 +247,11 @@ def train(settings: TrainSettings, plan: RunPlan | None = None,
         except BaseException as interruption:  # Ctrl-C, or an orchestrator terminating the run: keep what was learned
             tracker.stop_reason = tracker.stop_reason or _signal_name(interruption)
             tracker.finish(getattr(tracker, "model", None), "interrupted")
+            display.note(_summary(tracker, plan))
             if not isinstance(interruption, KeyboardInterrupt):
                 raise
+            return tracker.record
+    display.note(_summary(tracker, plan))
     return tracker.record
 
 
@@ -245,6 +259,12 @@ def _signal_name(interruption: BaseException) -> str | None:
     if isinstance(interruption, TerminationRequested):
         return interruption.signal_name
     return "SIGINT" if isinstance(interruption, KeyboardInterrupt) else None
+
+
+def _summary(tracker: "RunTracker", plan: RunPlan) -> str:
+    capture = float(np.mean(tracker.captures)) if tracker.captures else None
+    s = plan.settings
+    return training_summary(tracker.record, s.runs_root, capture, s.config_dir, s.n_envs)
 
 
 def _only_config_files(folder: str, names: list[str]) -> list[str]:
@@ -275,30 +295,38 @@ def _update_threads(requested: int | None, batch_size: int) -> int:
     return requested or ((os.cpu_count() or 1) if batch_size >= LARGE_MINIBATCH else 1)
 
 
-def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
+def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     settings, hp = plan.settings, plan.hyperparameters
     torch.set_num_threads(_update_threads(settings.torch_threads, hp.batch_size))
     # The policy's distributions come from network outputs, valid by construction; checking their arguments
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
-    tensorboard = str(RunPaths(run_dir).tensorboard) if settings.tensorboard else None
     ppo_args = hp.model_dump(exclude={"net_arch"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
-        model = load_model(plan.parent_path, env=env, device=plan.device, tensorboard_log=tensorboard,
-                           seed=settings.seed, **ppo_args)
+        model = load_model(plan.parent_path, env=env, device=plan.device, seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
-        return model
+        return _log_to_tensorboard(model, run_dir, settings.tensorboard)
     # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
-    model = MissionPPO(MissionPolicy, env, device=plan.device, tensorboard_log=tensorboard, seed=settings.seed,
+    model = MissionPPO(MissionPolicy, env, device=plan.device, seed=settings.seed,
                        policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
                        verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
-        demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)
-        imitate(model, demos, seed=settings.seed or 0)
+        # One unit of the bar per pass: the recording, then each epoch of fitting.
+        with display.task(f"imitating the scripted baseline: {samples:,} decisions", 1 + IMITATION_EPOCHS) as advance:
+            demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed, progress=advance)
+            imitate(model, demos, seed=settings.seed or 0, progress=advance)
+    return _log_to_tensorboard(model, run_dir, settings.tensorboard)
+
+
+def _log_to_tensorboard(model: PPO, run_dir: Path, enabled: bool) -> PPO:
+    """Write TensorBoard events straight into the run's folder: `tensorboard --logdir runs` then names each
+    run after its folder (SB3's own logger would add a `ppo_1` level under it)."""
+    if enabled:
+        model.set_logger(configure(str(RunPaths(run_dir).tensorboard), ["tensorboard"]))
     return model
 
 

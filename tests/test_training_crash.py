@@ -171,7 +171,8 @@ def test_a_stop_signal_saves_a_final_checkpoint_and_marks_the_run_interrupted(tm
     rec = record(run)
     assert rec["status"] == "interrupted" and rec["error"] == sig.name
     resume = next(line for line in output.splitlines() if line.startswith("Resume:"))
-    assert f"--parent-checkpoint runs/{run.name} --timesteps {rec['timesteps']['target'] - rec['timesteps']['current']}" in resume
+    assert (f"--parent-checkpoint {run.name} --branch-name resumed "
+            f"--timesteps {rec['timesteps']['target'] - rec['timesteps']['current']}") in resume
     step = rec["timesteps"]["current"]
     assert step >= 3 * ROLLOUT
     assert f"step {step:,}" in output

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the most recently active run with its whole lineage (parents, siblings, children); "
         "delete every other run",
     )
-    mode.add_argument("--keep-lineage", metavar="RUN", help="keep RUN's whole lineage; delete every other run")
+    mode.add_argument("--keep-lineage", metavar="RUN", help="keep RUN's whole lineage; delete every other run (no default: choose exactly one mode)")
     mode.add_argument(
         "--delete-failed",
         action="store_true",

@@ -12,7 +12,7 @@ from mission_gym.scripts.cli_support import CommandParser, run_cli, runs_folder
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog="evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="checkpoint path (.zip optional) or run name (its latest checkpoint)")
+    parser.add_argument("--model", required=True, help="checkpoint path (.zip optional) or run name (its latest checkpoint); required, no default")
     parser.add_argument("--config-dir", type=Path, help="config directory (default: the run's own config snapshot)")
     parser.add_argument("--episodes", type=int, help="evaluate on the first N seeds (default: all)")
     parser.add_argument("--seeds-file", type=Path, help="seed file, one integer per line (default: the config's eval_seeds.txt)")

@@ -6,7 +6,6 @@
 """
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from mission_gym.errors import MissionGymError
 from mission_gym.guards import signal_exit_status
-from mission_gym.runs.layout import CHECKPOINT_PATTERN, dashboard_file
-from mission_gym.runs.record import RunRecord
+from mission_gym.runs.layout import dashboard_file
 from mission_gym.scripts.cli_support import CommandParser, finite_float, run_cli, runs_folder
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
@@ -31,11 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog="train_ppo", description=__doc__.split("\n")[0])
     parser.add_argument("--timesteps", type=int, default=defaults.timesteps, help="timesteps to train in this run (default: %(default)s)")
     parser.add_argument("--n-envs", type=int, default=defaults.n_envs, help="arenas simulated together (default: %(default)s)")
-    parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended")
-    parser.add_argument("--notes", default="", help="free text stored with the run and shown on the dashboard")
-    parser.add_argument("--parent-checkpoint", help="checkpoint to branch from (path, .zip optional) or a run name (its latest checkpoint)")
+    parser.add_argument("--run-name", help="name of a fresh run; a timestamp is appended (default: a random adjective-animal pair)")
+    parser.add_argument("--notes", default="", help="free text stored with the run and shown on the dashboard (default: none)")
+    parser.add_argument("--parent-checkpoint", help="checkpoint to branch from (path, .zip optional) or a run name (its latest checkpoint) "
+                        "(default: none, a fresh run)")
     parser.add_argument("--branch-name", help="name of the branch; a timestamp is appended (default: branch)")
-    parser.add_argument("--seed", type=int, help="seed of the arenas and of PPO")
+    parser.add_argument("--seed", type=int, help="seed of the arenas and of PPO (default: random)")
     parser.add_argument("--config-dir", type=Path, default=defaults.config_dir, help="config directory (default: %(default)s)")
     parser.add_argument("--runs-dir", type=Path, default=defaults.runs_root, help="runs folder (default: %(default)s)")
     parser.add_argument("--checkpoint-freq", type=int, default=defaults.checkpoint_freq, help="timesteps between checkpoints (default: %(default)s)")
@@ -132,35 +131,13 @@ def describe_plan(plan: RunPlan, run_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def resume_command(settings: TrainSettings, record: RunRecord) -> str:
-    """The one-line command that continues an interrupted run from its latest checkpoint to its target."""
-    remaining = max(record.timesteps.target - record.timesteps.current, 1)
-    words = ["python", "-m", "mission_gym.scripts.train_ppo",
-             "--parent-checkpoint", str(settings.runs_root / record.run_name), "--timesteps", str(remaining),
-             "--n-envs", str(settings.n_envs), "--checkpoint-freq", str(settings.checkpoint_freq)]
-    defaults = TrainSettings()
-    if settings.config_dir != defaults.config_dir:
-        words += ["--config-dir", str(settings.config_dir)]
-    if settings.runs_root != defaults.runs_root:
-        words += ["--runs-dir", str(settings.runs_root)]
-    return shlex.join(words)
-
-
 def _train(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     plan = plan_run(settings)
+    # train() prints the closing summary (and, after an interruption, the command that resumes the run).
     record = train(settings, plan, on_created=lambda run_dir: print(describe_plan(plan, run_dir), flush=True))
-    run_dir = settings.runs_root / record.run_name
-    print(f"{record.status.capitalize()} at step {record.timesteps.current:,}: {run_dir}")
-    checkpoints = [e for e in record.checkpoints if CHECKPOINT_PATTERN.fullmatch(Path(e.file).name)]
-    if checkpoints:
-        print(f"Latest checkpoint: {settings.runs_root / max(checkpoints, key=lambda e: e.step).file}")
     print(f"Dashboard: {dashboard_file(settings.runs_root).resolve().as_uri()}")
-    if record.status != "interrupted":
-        return 0
-    if checkpoints:  # none when stopped before training began: nothing to resume from
-        print(f"Resume:     {resume_command(settings, record)}")
-    return signal_exit_status(record.error, INTERRUPTED_EXIT)
+    return 0 if record.status != "interrupted" else signal_exit_status(record.error, INTERRUPTED_EXIT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
