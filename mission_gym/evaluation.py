@@ -27,7 +27,7 @@ from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, v
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.record import RUN_RECORD_FILE, RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
-from mission_gym.training import CONFIG_SNAPSHOT_DIR
+from mission_gym.training import CONFIG_SNAPSHOT_DIR, record_policy
 from mission_gym.vec_env import MissionVecEnv
 
 EVALUATIONS_DIR = "evaluations"
@@ -160,7 +160,8 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     config = load_config(config_dir)
     if record is not None:
         try:
-            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name,
+                             policy=record_policy(record))
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
     return EvaluationTarget(path, run_dir, record, Path(config_dir), config)
@@ -211,10 +212,11 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     """Load a model to play `config`; MissionGymError when the file is no PPO model or its spaces differ.
 
     A model outside any run folder has no record to check compatibility with, so its own spaces are compared
-    with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
+    with the config's here (a mismatch would otherwise fail deep inside SB3's predict). An entity policy is
+    built for the config's units, so its spaces always match.
     """
     try:
-        policy = load_model(path, device="cpu")
+        policy = load_model(path, config, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
         raise MissionGymError(f"{path}: cannot be loaded as a PPO model ({type(error).__name__}: {error}); pass a "
                               "checkpoint written by train_ppo") from None

@@ -86,6 +86,17 @@ class Spaces(_Record):
     counts: dict[str, JsonValue]
 
 
+class Transfer(_Record):
+    """A branch whose unit counts differ from its parent's, its weights carried over by the entity policy:
+    what changed (e.g. "defenders 2 → 3"), the counts on both sides, and the parent's full space signature."""
+
+    policy: Literal["entity"]
+    changes: list[str]
+    from_counts: dict[str, JsonValue]
+    to_counts: dict[str, JsonValue]
+    parent_spaces: Spaces
+
+
 class Timesteps(_Record):
     """Global timesteps: `start` is the parent checkpoint's step (0 for a fresh run)."""
 
@@ -110,6 +121,7 @@ class RunRecord(_Record):
     git: Git
     config: ConfigRef
     spaces: Spaces
+    transfer: Transfer | None = None
     hyperparameters: dict[str, JsonValue] = {}
     device: Literal["cpu", "cuda"]
     timesteps: Timesteps

@@ -9,13 +9,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from pydantic import ValidationError
 
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.checkpoints import CHECKPOINT_PATTERN
 from mission_gym.scripts.cli_support import run_command
-from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
+from mission_gym.training import (
+    DEFAULT_NET_ARCH, PolicyKind, PPOHyperparameters, RunPlan, TrainSettings, plan_run, train,
+)
 
 INTERRUPTED_EXIT = 130
 
@@ -49,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in PPOHyperparameters.model_fields.items():
         flag = "--" + name.replace("_", "-")
         if name == "net_arch":
-            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 128,128)")
+            defaults = ", ".join(f"{','.join(map(str, arch))} for {kind}" for kind, arch in DEFAULT_NET_ARCH.items())
+            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: {defaults})")
+        elif name == "policy":
+            ppo.add_argument(flag, choices=get_args(PolicyKind), help=f"{field.description} (default: {field.default})")
         else:
             ppo.add_argument(flag, type=type(field.default), help=f"{field.description} (default: {field.default})")
     return parser
@@ -100,8 +106,10 @@ def describe_plan(plan: RunPlan) -> str:
              f"Device:     {plan.device}    arenas: {s.n_envs}    timesteps: {plan.start_step:,} -> {plan.start_step + s.timesteps:,}"]
     if plan.parent:
         lines.append(f"Parent:     {plan.parent.path}  (step {plan.parent.step:,})")
+    if plan.compat is not None and plan.compat.by_transfer:
+        lines.append(f"Transfer:   {plan.compat.text()}")
     hp = plan.hyperparameters
-    lines.append(f"PPO:        lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
+    lines.append(f"PPO:        {hp.policy} policy, lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
                  f"gamma {hp.gamma:g}, net {hp.net_arch}")
     return "\n".join(lines)
 
