@@ -74,8 +74,8 @@ class PPOHyperparameters(BaseModel):
     ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (0: the imitation warm start already explores; a bonus diffuses it)")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
-    net_arch: list[int] | None = Field(None, min_length=1, description="hidden layer sizes (actor and critic each; "
-                                       "entity: of the per-attacker and value heads)")
+    net_arch: list[int] | None = Field(None, min_length=1, description="hidden layer sizes (mlp: actor and critic "
+                                       "each, 128,128 by default; entity: the per-attacker and value heads, 64)")
     policy: PolicyKind = Field("mlp", description="mlp: one network over the whole observation; entity: weights "
                                "shared per unit kind, so a branch may change the unit counts")
 

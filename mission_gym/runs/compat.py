@@ -101,7 +101,8 @@ class CompatReport:
             f"  - or restore configs/scenario.yaml and configs/units_*.yaml to the parent's ({snapshot})",
         ]
         if self.transfer_changes:  # an MLP parent: only the counts changed
-            lines.append("Only unit counts changed: an entity-policy run could branch here (train_ppo --policy entity).")
+            lines.append("Only unit counts changed: an entity-policy run could branch here "
+                         "(train_ppo --policy entity).")
         elif self.policy == "entity":
             lines.append("The entity policy transfers across unit counts only: the unit types, their action lists "
                          "and the per-unit features must stay the parent's.")

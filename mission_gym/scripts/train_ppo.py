@@ -16,9 +16,7 @@ from pydantic import ValidationError
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.checkpoints import CHECKPOINT_PATTERN
 from mission_gym.scripts.cli_support import run_command
-from mission_gym.training import (
-    DEFAULT_NET_ARCH, PolicyKind, PPOHyperparameters, RunPlan, TrainSettings, plan_run, train,
-)
+from mission_gym.training import PolicyKind, PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
 INTERRUPTED_EXIT = 130
 
@@ -52,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in PPOHyperparameters.model_fields.items():
         flag = "--" + name.replace("_", "-")
         if name == "net_arch":
-            defaults = ", ".join(f"{','.join(map(str, arch))} for {kind}" for kind, arch in DEFAULT_NET_ARCH.items())
-            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: {defaults})")
+            ppo.add_argument(flag, help=f"{field.description}, comma-separated")
         elif name == "policy":
             ppo.add_argument(flag, choices=get_args(PolicyKind), help=f"{field.description} (default: {field.default})")
         else:
