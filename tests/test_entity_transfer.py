@@ -9,15 +9,18 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from runs_factory import make_run
 from stable_baselines3.common.callbacks import BaseCallback
 from test_training_support import (
-    TINY, add_defender, assert_user_error, checkpoint_path, edit_yaml, evaluate_main, make_workdir, only_new_run,
+    REPO, TINY, add_defender, assert_user_error, checkpoint_path, edit_yaml, evaluate_main, make_workdir, only_new_run,
     record, run_dirs, train_main, tree_state,
 )
 
 from mission_gym.config import load_config
+from mission_gym.errors import MissionGymError
 from mission_gym.evaluation import run_episodes
 from mission_gym.ppo import load_model
+from mission_gym.spaces import space_signature
 from mission_gym.training import TrainSettings, plan_run, train
 
 ENTITY = [*TINY, "--policy", "entity"]
@@ -127,3 +130,13 @@ def test_evaluate_on_a_config_with_other_unit_counts(parent, work):
     assert code == 0, err
     assert "configs-3def" in out and "this checkpoint" in out
     assert np.isfinite(float(out.split("| this checkpoint |")[1].split("%")[0]))
+
+
+def test_a_run_recorded_before_policies_existed_is_an_mlp_parent(tmp_path):
+    """Records without hyperparameters.policy were MLPs: branching one as an entity policy is refused."""
+    make_run(tmp_path, "old", steps=[512], spaces=space_signature(load_config(REPO / "configs")))
+    settings = TrainSettings(parent_checkpoint="old", runs_root=tmp_path, config_dir=REPO / "configs",
+                             hyperparameters={"policy": "entity"})
+    with pytest.raises(MissionGymError, match="--policy entity differs from the parent's mlp"):
+        plan_run(settings)
+    assert plan_run(settings.model_copy(update={"hyperparameters": {}})).hyperparameters.policy == "mlp"
