@@ -99,7 +99,8 @@ def trained(label: str, args: argparse.Namespace, config_dir: Path, policy: str 
                              parent_checkpoint=str(parent) if parent else None,
                              run_name=None if parent else "transfer-bench",
                              branch_name="transfer-bench" if parent else None,
-                             hyperparameters={} if parent else {"policy": policy})
+                             hyperparameters={} if parent else {"policy": policy},
+                             imitation_samples=args.imitation_samples)
     record = train(settings, plan_run(settings), extra_callbacks=[snapshots])
     config = load_config(config_dir)
     seeds = config.eval_seeds[:args.episodes]
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="held-out seeds per evaluation")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs-transfer", help="where the runs are kept")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--imitation-samples", type=int, default=TrainSettings().imitation_samples,
+                        help="warm start of the fresh runs (default: train_ppo's)")
     args = parser.parse_args()
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     a, b, a5 = (scenario(args.runs_dir, name, defenders, attackers)
