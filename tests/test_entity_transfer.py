@@ -3,6 +3,7 @@ the record says what changed; type changes are still refused. One tiny entity pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -32,14 +33,10 @@ def work(tmp_path_factory):
     folder = make_workdir(tmp_path_factory.mktemp("transfer"))
     shutil.copytree(folder / "configs", folder / "configs-3def")
     add_defender(folder / "configs-3def")
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         code, out, err = train_main(["--timesteps", str(PARENT_STEP), *ENTITY, "--checkpoint-freq", "512",
                                      "--run-name", "parent", "--seed", "1"])
-        assert code == 0, err
-    finally:
-        os.chdir(cwd)
+    assert code == 0, err
     return folder
 
 
