@@ -160,7 +160,8 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     config = load_config(config_dir)
     if record is not None:
         try:
-            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name, config_dir=config_dir)
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name, config_dir=config_dir,
+                             policy=record.policy)
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
     return EvaluationTarget(path, paths.root, record, Path(config_dir), config)
@@ -210,11 +211,12 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     """Load a model to play `config`; MissionGymError when the file is no PPO model or its spaces differ.
 
     A model outside any run folder has no record to check compatibility with, so its own spaces are compared
-    with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
+    with the config's here (a mismatch would otherwise fail deep inside SB3's predict). An entity policy is
+    built for the config's units, so its spaces always match.
     """
     check_model_archive(path)
     try:
-        policy = load_model(path, device="cpu")
+        policy = load_model(path, config, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
         raise MissionGymError(f"{path}: cannot be loaded as a PPO model ({type(error).__name__}: {error}); pass a "
                               "checkpoint written by train_ppo") from None

@@ -21,13 +21,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
+from mission_gym.entity_policy import DEFAULT_NET_ARCH as ENTITY_NET_ARCH, EntityPolicy, entity_layout
 from mission_gym.errors import MissionGymError
 from mission_gym.evaluation import run_episodes, summarize
 from mission_gym.guards import DivergedError, TerminationRequested, check_finite, stop_signals
@@ -41,11 +42,11 @@ from mission_gym.runs.checkpoints import (
     check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, sweep_temp_files,
     verify_checkpoint,
 )
-from mission_gym.runs.compat import check_compatible
+from mission_gym.runs.compat import CompatReport, check_compatible
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
 from mission_gym.runs.record import (
-    CheckpointEntry, ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps,
+    CheckpointEntry, ConfigRef, ParentCheckpoint, PolicyKind, RunRecord, Spaces, Timesteps, Transfer,
     atomic_write_bytes, git_info, load_record, process_start_time, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
@@ -62,9 +63,12 @@ MAX_SEED = 2**32 - 1
 MAX_TIMESTEPS = 10**15
 MAX_SAMPLES = 2**24
 
-# Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
+# Hyperparameters a branch inherits from its parent unless given again; the network (`policy`, `net_arch`)
+# cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch")
+                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "policy")
+_NETWORK = ("policy", "net_arch")
+DEFAULT_NET_ARCH: dict[str, list[int]] = {"mlp": [128, 128], "entity": ENTITY_NET_ARCH}
 
 
 class PPOHyperparameters(BaseModel):
@@ -83,7 +87,17 @@ class PPOHyperparameters(BaseModel):
     ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (0: the imitation warm start already explores; a bonus diffuses it)")
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
-    net_arch: list[Annotated[int, Field(gt=0, le=65_536)]] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
+    net_arch: list[Annotated[int, Field(gt=0, le=65_536)]] | None = Field(None, min_length=1, description="hidden layer sizes (mlp: actor and critic "
+                                       "each, 128,128 by default; entity: the per-attacker and value heads, 64)")
+    policy: PolicyKind = Field("mlp", description="mlp: one network over the whole observation; entity: weights "
+                               "shared per unit kind, so a branch may change the unit counts")
+
+    @model_validator(mode="after")
+    def _default_network(self) -> "PPOHyperparameters":
+        if self.net_arch is None:
+            self.net_arch = list(DEFAULT_NET_ARCH[self.policy])
+        return self
+
 
 
 class TrainSettings(BaseModel):
@@ -128,6 +142,7 @@ class RunPlan(BaseModel):
     parent_path: Path | None = None
     parent: ParentCheckpoint | None = None
     parent_record: RunRecord | None = None
+    compat: CompatReport | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -150,13 +165,13 @@ def plan_run(settings: TrainSettings) -> RunPlan:
     """
     config = load_config(settings.config_dir)
     spaces = space_signature(config)
-    parent_path = parent = parent_record = None
+    parent_path = parent = parent_record = compat = None
     if settings.parent_checkpoint is not None:
         parent_path = resolve_checkpoint(settings.parent_checkpoint, settings.runs_root)
         entry = verify_checkpoint(parent_path, settings.runs_root)
         parent_record = load_record(settings.runs_root / entry.file.split("/", 1)[0])
-        check_compatible(parent_record.spaces, spaces, parent_run=parent_record.run_name,
-                         config_dir=settings.config_dir)
+        compat = check_compatible(parent_record.spaces, spaces, parent_run=parent_record.run_name,
+                                  config_dir=settings.config_dir, policy=parent_record.policy)
         parent = ParentCheckpoint(path=entry.file, step=entry.step, sha256=entry.sha256)
     run_name = new_run_name(settings.runs_root, run_name=settings.run_name, branch_name=settings.branch_name,
                             is_branch=parent is not None)
@@ -168,7 +183,7 @@ def plan_run(settings: TrainSettings) -> RunPlan:
         check_model_archive(parent_path)  # last: reading the whole archive costs more than every check above
     return RunPlan(settings=settings, run_name=run_name, config=config, spaces=spaces,
                    hyperparameters=hyperparameters, device=_device(settings.device),
-                   parent_path=parent_path, parent=parent, parent_record=parent_record)
+                   parent_path=parent_path, parent=parent, parent_record=parent_record, compat=compat)
 
 
 def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHyperparameters:
@@ -176,12 +191,16 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
     if unknown:
         raise MissionGymError(f"unknown PPO hyperparameter(s) {unknown}; known: {list(PPO_HYPERPARAMETERS)}")
     inherited = {k: v for k, v in (parent.hyperparameters if parent else {}).items() if k in PPO_HYPERPARAMETERS}
+    if parent:
+        inherited["policy"] = parent.policy
     given = settings.hyperparameters
-    if parent and "net_arch" in given and "net_arch" in inherited and list(given["net_arch"]) != inherited["net_arch"]:
-        raise MissionGymError(
-            f"--net-arch {given['net_arch']} differs from the parent's network {inherited['net_arch']} "
-            f"(run {parent.run_name}); a branch keeps its parent's network: drop --net-arch, or train from scratch"
-        )
+    for key in _NETWORK:
+        if parent and key in given and key in inherited and given[key] != inherited[key]:
+            flag = "--" + key.replace("_", "-")
+            raise MissionGymError(
+                f"{flag} {given[key]} differs from the parent's {inherited[key]} (run {parent.run_name}); a branch "
+                f"keeps its parent's network: drop {flag}, or train from scratch"
+            )
     try:
         chosen = PPOHyperparameters(**{**inherited, **given})
     except ValidationError as error:
@@ -281,12 +300,26 @@ def _initial_record(plan: RunPlan, run_name: str) -> RunRecord:
         branch_name=plan.settings.branch_name, notes=plan.settings.notes,
         git=git_info(Path(__file__).resolve().parent.parent),
         config=ConfigRef(hash=plan.config.config_hash, files=plan.config.file_checksums),
-        spaces=Spaces(**plan.spaces), device=plan.device,
+        spaces=Spaces(**plan.spaces), device=plan.device, transfer=_transfer(plan),
         hyperparameters={**plan.hyperparameters.model_dump(),
                          "imitation_samples": 0 if plan.parent else min(plan.settings.imitation_samples, plan.settings.timesteps)},
         timesteps=Timesteps(start=plan.start_step, target=plan.start_step + plan.settings.timesteps, current=plan.start_step),
         pid=os.getpid(), host=socket.gethostname(), process_started_at=process_start_time(os.getpid()),
     )
+
+
+def _transfer(plan: RunPlan) -> Transfer | None:
+    """What a branch across unit counts records: the change, and the parent's signature beside its own."""
+    if plan.compat is None or not plan.compat.by_transfer or plan.parent_record is None:
+        return None
+    parent_spaces = plan.parent_record.spaces
+    return Transfer(policy="entity", changes=list(plan.compat.transfer_changes),
+                    from_counts=_unit_counts(parent_spaces.counts), to_counts=_unit_counts(plan.spaces["counts"]),
+                    parent_spaces=parent_spaces)
+
+
+def _unit_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    return {side: counts.get(side) for side in ("attackers", "defenders")}
 
 
 def _update_threads(requested: int | None, batch_size: int) -> int:
@@ -302,17 +335,20 @@ def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
-    ppo_args = hp.model_dump(exclude={"net_arch"})
+    ppo_args = hp.model_dump(exclude=set(_NETWORK))
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
-        model = load_model(plan.parent_path, env=env, device=plan.device, seed=settings.seed, **ppo_args)
+        # An entity policy is rebuilt for this config's units (a transfer branch) with the parent's weights.
+        model = load_model(plan.parent_path, plan.config, env=env, device=plan.device, seed=settings.seed, **ppo_args)
         model.num_timesteps = plan.start_step
         return _log_to_tensorboard(model, run_dir, settings.tensorboard)
     # A fused Adam updates every parameter in one kernel instead of one small op per tensor.
-    model = MissionPPO(MissionPolicy, env, device=plan.device, seed=settings.seed,
-                       policy_kwargs={"net_arch": list(hp.net_arch), "optimizer_kwargs": {"fused": True}},
-                       verbose=0, **ppo_args)
+    policy_kwargs: dict[str, Any] = {"net_arch": list(hp.net_arch or []), "optimizer_kwargs": {"fused": True}}
+    if hp.policy == "entity":
+        policy_kwargs["layout"] = entity_layout(plan.config)
+    model = MissionPPO(EntityPolicy if hp.policy == "entity" else MissionPolicy, env, device=plan.device,
+                       seed=settings.seed, policy_kwargs=policy_kwargs, verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
         # One unit of the bar per pass: the recording, then each epoch of fitting.

@@ -55,7 +55,7 @@ def _setting(name: str) -> Any:
 def _ppo(name: str) -> Any:
     """An optional PPO field: empty means the default for a fresh run, the parent's value for a branch."""
     field = PPOHyperparameters.model_fields[name]
-    default = field.default_factory() if field.default_factory else field.default
+    default = PPOHyperparameters().model_dump()[name]
     return Field(default=None, description=f"{field.description} (empty: {default} for a new run, the "
                                            "parent's value for a branch)")
 
@@ -92,6 +92,7 @@ class TrainingConfig(dg.Config):
     vf_coef: float | None = _ppo("vf_coef")
     max_grad_norm: float | None = _ppo("max_grad_norm")
     net_arch: list[int] | None = _ppo("net_arch")
+    policy: str | None = _ppo("policy")  # mlp or entity; PPOHyperparameters refuses anything else
 
     def to_settings(self, runs: RunsRoot) -> TrainSettings:
         """The library's settings; only the PPO values given explicitly are passed (the rest inherit)."""

@@ -30,6 +30,7 @@ LIVE_HEARTBEAT_S = 120
 CLOCK_SKEW_S = 5
 
 RunStatus = Literal["running", "finished", "failed", "interrupted"]
+PolicyKind = Literal["mlp", "entity"]  # the network a run trains (mission_gym.policy, mission_gym.entity_policy)
 
 
 class _Record(BaseModel):
@@ -90,6 +91,17 @@ class Spaces(_Record):
     counts: dict[str, JsonValue]
 
 
+class Transfer(_Record):
+    """A branch whose unit counts differ from its parent's, its weights carried over by the entity policy:
+    what changed (e.g. "defenders 2 → 3"), the counts on both sides, and the parent's full space signature."""
+
+    policy: Literal["entity"]
+    changes: list[str]
+    from_counts: dict[str, JsonValue]
+    to_counts: dict[str, JsonValue]
+    parent_spaces: Spaces
+
+
 class Timesteps(_Record):
     """Global timesteps: `start` is the parent checkpoint's step (0 for a fresh run)."""
 
@@ -114,6 +126,7 @@ class RunRecord(_Record):
     git: Git
     config: ConfigRef
     spaces: Spaces
+    transfer: Transfer | None = None
     hyperparameters: dict[str, JsonValue] = {}
     device: Literal["cpu", "cuda"]
     timesteps: Timesteps
@@ -128,6 +141,11 @@ class RunRecord(_Record):
     @classmethod
     def _safe_name(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value, max_len=MAX_RUN_NAME_LEN)
+
+    @property
+    def policy(self) -> PolicyKind:
+        """The policy the run trained; runs recorded before `policy` existed trained the MLP."""
+        return "entity" if self.hyperparameters.get("policy") == "entity" else "mlp"
 
     def is_live(self, now: dt.datetime | None = None, written_at: dt.datetime | None = None) -> bool:
         """True while the run is `running` and its process still runs.

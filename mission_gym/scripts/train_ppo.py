@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +17,7 @@ from mission_gym.errors import MissionGymError
 from mission_gym.guards import signal_exit_status
 from mission_gym.runs.layout import dashboard_file
 from mission_gym.scripts.cli_support import CommandParser, finite_float, run_cli, runs_folder
-from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
+from mission_gym.training import PolicyKind, PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 
 INTERRUPTED_EXIT = 130
 
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in PPOHyperparameters.model_fields.items():
         flag = "--" + name.replace("_", "-")
         if name == "net_arch":
-            ppo.add_argument(flag, help=f"{field.description}, comma-separated (default: 128,128)")
+            ppo.add_argument(flag, help=f"{field.description}, comma-separated")
+        elif name == "policy":
+            ppo.add_argument(flag, choices=get_args(PolicyKind), help=f"{field.description} (default: {field.default})")
         else:
             kind = finite_float if field.annotation is float else field.annotation
             ppo.add_argument(flag, type=kind, help=f"{field.description} (default: {field.default})")
@@ -125,8 +127,10 @@ def describe_plan(plan: RunPlan, run_dir: Path | None = None) -> str:
              f"Device:     {plan.device}    arenas: {s.n_envs}    timesteps: {plan.start_step:,} -> {plan.start_step + s.timesteps:,}"]
     if plan.parent:
         lines.append(f"Parent:     {plan.parent.path}  (step {plan.parent.step:,})")
+    if plan.compat is not None and plan.compat.by_transfer:
+        lines.append(f"Transfer:   {plan.compat.text()}")
     hp = plan.hyperparameters
-    lines.append(f"PPO:        lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
+    lines.append(f"PPO:        {hp.policy} policy, lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
                  f"gamma {hp.gamma:g}, net {hp.net_arch}")
     return "\n".join(lines)
 
