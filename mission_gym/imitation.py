@@ -27,8 +27,10 @@ class Demonstrations:
     returns: np.ndarray
 
 
-def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: float, seed: int | None) -> Demonstrations:
-    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded."""
+def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: float, seed: int | None,
+                    reward_scale: float = 1.0) -> Demonstrations:
+    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded; the returns are those of
+    rewards times `reward_scale`, the scale PPO will learn values on."""
     env = MissionVecEnv(n_envs, config, seed=seed)
     policy = ScriptedAttackerPolicy(config)
     steps = max(1, samples // n_envs)
@@ -44,7 +46,7 @@ def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: flo
     returns = np.zeros_like(rewards)
     following = np.zeros(n_envs, dtype=np.float32)  # unfinished episodes are cut off here, not bootstrapped
     for t in reversed(range(steps)):
-        following = rewards[t] + gamma * following * ~dones[t]
+        following = reward_scale * rewards[t] + gamma * following * ~dones[t]
         returns[t] = following
     flat = steps * n_envs
     return Demonstrations(observations.reshape(flat, -1), actions.reshape(flat, -1), returns.reshape(flat))

@@ -40,14 +40,18 @@ from mission_gym.runs.record import (
     atomic_write_bytes, git_info, load_record, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
-from mission_gym.vec_env import MissionVecEnv
+from mission_gym.vec_env import MissionVecEnv, ScaledRewards
 
 RECENT_EPISODES = 100
 DASHBOARD_EVERY_S = 15.0
 
 # Hyperparameters a branch inherits from its parent unless given again; `net_arch` cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch")
+                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "reward_scale")
+# Returns here are in the hundreds; scaled by 0.01 they are near 1 (see docs/design.md, "Learning speed").
+REWARD_SCALE = 0.01
+# Runs recorded before reward_scale existed learned from unscaled rewards; their branches keep doing so.
+LEGACY_DEFAULTS = {"reward_scale": 1.0}
 
 
 class PPOHyperparameters(BaseModel):
@@ -67,6 +71,9 @@ class PPOHyperparameters(BaseModel):
     vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1, description="hidden layer sizes (actor and critic each)")
+    reward_scale: float = Field(REWARD_SCALE, gt=0, description="factor on the rewards PPO learns from (episode "
+                                "returns are logged unscaled); keeps value targets near 1 so the value loss does "
+                                "not own the clipped gradient")
 
 
 class TrainSettings(BaseModel):
@@ -155,7 +162,8 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
     unknown = sorted(set(settings.hyperparameters) - set(PPO_HYPERPARAMETERS))
     if unknown:
         raise MissionGymError(f"unknown PPO hyperparameter(s) {unknown}; known: {list(PPO_HYPERPARAMETERS)}")
-    inherited = {k: v for k, v in (parent.hyperparameters if parent else {}).items() if k in PPO_HYPERPARAMETERS}
+    recorded = {**LEGACY_DEFAULTS, **parent.hyperparameters} if parent else {}
+    inherited = {k: v for k, v in recorded.items() if k in PPO_HYPERPARAMETERS}
     given = settings.hyperparameters
     if parent and "net_arch" in given and "net_arch" in inherited and list(given["net_arch"]) != inherited["net_arch"]:
         raise MissionGymError(
@@ -245,9 +253,9 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
     # The policy's distributions come from network outputs, valid by construction; checking their arguments
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
-    env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
+    env = ScaledRewards(VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed)), hp.reward_scale)
     tensorboard = str(RunPaths(run_dir).tensorboard) if settings.tensorboard else None
-    ppo_args = hp.model_dump(exclude={"net_arch"})
+    ppo_args = hp.model_dump(exclude={"net_arch", "reward_scale"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
@@ -261,7 +269,7 @@ def _build_model(plan: RunPlan, run_dir: Path) -> PPO:
                        verbose=0, **ppo_args)
     samples = min(settings.imitation_samples, settings.timesteps)
     if samples:
-        demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed)
+        demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed, hp.reward_scale)
         imitate(model, demos, seed=settings.seed or 0)
     return model
 
