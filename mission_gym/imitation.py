@@ -30,9 +30,10 @@ class Demonstrations:
 
 
 def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: float, seed: int | None,
-                    progress: Callable[[float], None] | None = None) -> Demonstrations:
-    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded; `progress` is told each
-    step's share of the recording."""
+                    reward_scale: float = 1.0, progress: Callable[[float], None] | None = None) -> Demonstrations:
+    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded; the returns are those of
+    rewards times `reward_scale`, the scale PPO will learn values on; `progress` is told each step's share of
+    the recording."""
     env = MissionVecEnv(n_envs, config, seed=seed)
     policy = ScriptedAttackerPolicy(config)
     steps = max(1, samples // n_envs)
@@ -50,7 +51,7 @@ def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: flo
     returns = np.zeros_like(rewards)
     following = np.zeros(n_envs, dtype=np.float32)  # unfinished episodes are cut off here, not bootstrapped
     for t in reversed(range(steps)):
-        following = rewards[t] + gamma * following * ~dones[t]
+        following = reward_scale * rewards[t] + gamma * following * ~dones[t]
         returns[t] = following
     flat = steps * n_envs
     return Demonstrations(observations.reshape(flat, -1), actions.reshape(flat, -1), returns.reshape(flat))

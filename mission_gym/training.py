@@ -50,7 +50,7 @@ from mission_gym.runs.record import (
     atomic_write_bytes, git_info, load_record, process_start_time, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
-from mission_gym.vec_env import MissionVecEnv
+from mission_gym.vec_env import MissionVecEnv, ScaledRewards
 from mission_gym.yaml_io import describe_validation_error
 
 RECENT_EPISODES = 100
@@ -66,9 +66,13 @@ MAX_SAMPLES = 2**24
 # Hyperparameters a branch inherits from its parent unless given again; the network (`policy`, `net_arch`)
 # cannot change on a branch.
 PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "policy")
+                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "policy", "reward_scale")
 _NETWORK = ("policy", "net_arch")
 DEFAULT_NET_ARCH: dict[str, list[int]] = {"mlp": [128, 128], "entity": ENTITY_NET_ARCH}
+# Returns here are in the hundreds; scaled by 0.01 they are near 1 (see docs/design.md, "Learning speed").
+REWARD_SCALE = 0.01
+# Runs recorded before reward_scale existed learned from unscaled rewards; their branches keep doing so.
+LEGACY_DEFAULTS = {"reward_scale": 1.0}
 
 
 class PPOHyperparameters(BaseModel):
@@ -91,13 +95,16 @@ class PPOHyperparameters(BaseModel):
                                        "each, 128,128 by default; entity: the per-attacker and value heads, 64)")
     policy: PolicyKind = Field("mlp", description="mlp: one network over the whole observation; entity: weights "
                                "shared per unit kind, so a branch may change the unit counts")
+    reward_scale: float = Field(REWARD_SCALE, gt=0, le=1e6, allow_inf_nan=False,
+                                description="factor on the rewards PPO learns from (episode returns are logged "
+                                "unscaled); keeps value targets near 1 so the value loss does not own the clipped "
+                                "gradient")
 
     @model_validator(mode="after")
     def _default_network(self) -> "PPOHyperparameters":
         if self.net_arch is None:
             self.net_arch = list(DEFAULT_NET_ARCH[self.policy])
         return self
-
 
 
 class TrainSettings(BaseModel):
@@ -190,7 +197,8 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
     unknown = sorted(set(settings.hyperparameters) - set(PPO_HYPERPARAMETERS))
     if unknown:
         raise MissionGymError(f"unknown PPO hyperparameter(s) {unknown}; known: {list(PPO_HYPERPARAMETERS)}")
-    inherited = {k: v for k, v in (parent.hyperparameters if parent else {}).items() if k in PPO_HYPERPARAMETERS}
+    recorded = {**LEGACY_DEFAULTS, **parent.hyperparameters} if parent else {}
+    inherited = {k: v for k, v in recorded.items() if k in PPO_HYPERPARAMETERS}
     if parent:
         inherited["policy"] = parent.policy
     given = settings.hyperparameters
@@ -334,8 +342,8 @@ def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     # The policy's distributions come from network outputs, valid by construction; checking their arguments
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
-    env = VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed))
-    ppo_args = hp.model_dump(exclude=set(_NETWORK))
+    env = ScaledRewards(VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed)), hp.reward_scale)
+    ppo_args = hp.model_dump(exclude={*_NETWORK, "reward_scale"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
@@ -353,7 +361,8 @@ def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     if samples:
         # One unit of the bar per pass: the recording, then each epoch of fitting.
         with display.task(f"imitating the scripted baseline: {samples:,} decisions", 1 + IMITATION_EPOCHS) as advance:
-            demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed, progress=advance)
+            demos = record_baseline(plan.config, samples, settings.n_envs, hp.gamma, settings.seed,
+                                    hp.reward_scale, progress=advance)
             imitate(model, demos, seed=settings.seed or 0, progress=advance)
     return _log_to_tensorboard(model, run_dir, settings.tensorboard)
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn, VecEnvWrapper,
+)
 
 from mission_gym.config import MissionConfig
 from mission_gym.env import resolve_config
@@ -107,3 +109,19 @@ def make_vec_env(n_envs: int, config_dir: str | Path | None = None, seed: int | 
                  config: MissionConfig | None = None) -> MissionVecEnv:
     """A `MissionVecEnv` of `n_envs` arenas; arena i is seeded with seed + i (random when seed is None)."""
     return MissionVecEnv(n_envs, resolve_config(config_dir, config), seed=seed)
+
+
+class ScaledRewards(VecEnvWrapper):
+    """Rewards times a constant, for the learner only: wrap it around a VecMonitor, which then still records the
+    unscaled episode returns that metrics, TensorBoard and evaluations report."""
+
+    def __init__(self, venv: VecEnv, scale: float) -> None:
+        super().__init__(venv)
+        self.scale = scale
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        return observations, rewards * np.float32(self.scale), dones, infos

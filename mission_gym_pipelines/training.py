@@ -93,6 +93,7 @@ class TrainingConfig(dg.Config):
     max_grad_norm: float | None = _ppo("max_grad_norm")
     net_arch: list[int] | None = _ppo("net_arch")
     policy: str | None = _ppo("policy")  # mlp or entity; PPOHyperparameters refuses anything else
+    reward_scale: float | None = _ppo("reward_scale")
 
     def to_settings(self, runs: RunsRoot) -> TrainSettings:
         """The library's settings; only the PPO values given explicitly are passed (the rest inherit)."""
