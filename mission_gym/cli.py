@@ -8,6 +8,7 @@ COMMANDS = {
     "evaluate": "mission_gym.scripts.evaluate",
     "cleanup": "mission_gym.scripts.cleanup",
     "dashboard": "mission_gym.scripts.run_utils",
+    "search": "mission_gym.scripts.search",
 }
 
 
