@@ -9,6 +9,7 @@ COMMANDS = {
     "evaluate": ("mission_gym.scripts.evaluate", "evaluate a checkpoint beside the scripted baseline and its parent"),
     "cleanup": ("mission_gym.scripts.cleanup", "delete run folders you no longer need (live lineages are kept)"),
     "dashboard": ("mission_gym.scripts.run_utils", "write the offline HTML dashboard of the runs folder"),
+    "search": ("mission_gym.scripts.search", "population-based branch search decided by sequential paired tests"),
 }
 
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args or args[0] not in COMMANDS:
         problem = f"unknown command {args[0]!r}" if args else "no command given"
-        print(f"{usage()}\n\nerror: {problem}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"error: {problem}; choose one of {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
         return 2
     import importlib
 
