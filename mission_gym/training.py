@@ -5,134 +5,46 @@ compatibility, hyperparameters a branch cannot change) before anything is create
 `runs/<name>/` and trains. A branch continues the parent's global timestep counter.
 """
 
-import hashlib
-import io
-import json
-import math
 import os
 import shutil
 import socket
-import time
-import warnings
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import CONFIG_FILES, MissionConfig, load_config
-from mission_gym.entity_policy import DEFAULT_NET_ARCH as ENTITY_NET_ARCH, EntityPolicy, entity_layout
+from mission_gym.entity_policy import EntityPolicy, entity_layout
 from mission_gym.errors import MissionGymError
-from mission_gym.evaluation import run_episodes, summarize
-from mission_gym.guards import DivergedError, TerminationRequested, check_finite, stop_signals
+from mission_gym.guards import TerminationRequested, stop_signals
 from mission_gym.imitation import EPOCHS as IMITATION_EPOCHS, imitate, record_baseline
 from mission_gym.policy import MissionPolicy
 from mission_gym.ppo import LARGE_MINIBATCH, MissionPPO, load_model
 from mission_gym.progress import (
     COMPILING_NOTE, ProgressDisplay, TrainingProgress, kernels_compiled, training_summary,
 )
-from mission_gym.runs.checkpoints import (
-    check_model_archive, prune_checkpoints, relative_to_runs, resolve_checkpoint, sweep_temp_files,
-    verify_checkpoint,
-)
+from mission_gym.run_tracker import RunTracker
+from mission_gym.runs.checkpoints import check_model_archive, resolve_checkpoint, sweep_temp_files, verify_checkpoint
 from mission_gym.runs.compat import CompatReport, check_compatible
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.naming import new_run_name, reserve_run_dir
 from mission_gym.runs.record import (
-    CheckpointEntry, ConfigRef, ParentCheckpoint, PolicyKind, RunRecord, Spaces, Timesteps, Transfer,
-    atomic_write_bytes, git_info, load_record, process_start_time, save_record, utc_now,
+    ConfigRef, ParentCheckpoint, RunRecord, Spaces, Timesteps, Transfer, git_info, load_record,
+    process_start_time, save_record, utc_now,
 )
 from mission_gym.spaces import space_signature
+from mission_gym.train_settings import (
+    LEGACY_DEFAULTS, MAX_SAMPLES, NETWORK, PPO_HYPERPARAMETERS, PPOHyperparameters, TrainSettings,
+)
 from mission_gym.vec_env import MissionVecEnv, ScaledRewards
 from mission_gym.yaml_io import describe_validation_error
-
-RECENT_EPISODES = 100
-DASHBOARD_EVERY_S = 15.0
-
-# Bounds on what the code can hold: SB3 seeds numpy's legacy generator (seeds < 2**32), step counters are
-# int64 (TensorBoard, checkpoint names), and a rollout or imitation set is held in memory at once (2**24 timesteps
-# of float32 observations is a few GB).
-MAX_SEED = 2**32 - 1
-MAX_TIMESTEPS = 10**15
-MAX_SAMPLES = 2**24
-
-# Hyperparameters a branch inherits from its parent unless given again; the network (`policy`, `net_arch`)
-# cannot change on a branch.
-PPO_HYPERPARAMETERS = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-                       "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "policy", "reward_scale")
-_NETWORK = ("policy", "net_arch")
-DEFAULT_NET_ARCH: dict[str, list[int]] = {"mlp": [128, 128], "entity": ENTITY_NET_ARCH}
-# Returns here are in the hundreds; scaled by 0.01 they are near 1 (see docs/design.md, "Learning speed").
-REWARD_SCALE = 0.01
-# Runs recorded before reward_scale existed learned from unscaled rewards; their branches keep doing so.
-LEGACY_DEFAULTS = {"reward_scale": 1.0}
-
-
-class PPOHyperparameters(BaseModel):
-    """PPO settings. Defaults are tuned for throughput on 2 CPU cores: many arenas, large minibatches, few
-    epochs (SB3's default minibatch of 64 spends most of its time in per-batch overhead)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate")
-    n_steps: int = Field(64, gt=0, le=MAX_SAMPLES, description="decisions per arena per rollout")
-    batch_size: int = Field(4096, gt=1, description="minibatch size")
-    n_epochs: int = Field(4, gt=0, le=10_000, description="passes over each rollout")
-    gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
-    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-    clip_range: float = Field(0.2, gt=0, description="PPO clip range")
-    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (0: the imitation warm start already explores; a bonus diffuses it)")
-    vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
-    max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
-    net_arch: list[Annotated[int, Field(gt=0, le=65_536)]] | None = Field(None, min_length=1, description="hidden layer sizes (mlp: actor and critic "
-                                       "each, 128,128 by default; entity: the per-attacker and value heads, 64)")
-    policy: PolicyKind = Field("mlp", description="mlp: one network over the whole observation; entity: weights "
-                               "shared per unit kind, so a branch may change the unit counts")
-    reward_scale: float = Field(REWARD_SCALE, gt=0, le=1e6, allow_inf_nan=False,
-                                description="factor on the rewards PPO learns from (episode returns are logged "
-                                "unscaled); keeps value targets near 1 so the value loss does not own the clipped "
-                                "gradient")
-
-    @model_validator(mode="after")
-    def _default_network(self) -> "PPOHyperparameters":
-        if self.net_arch is None:
-            self.net_arch = list(DEFAULT_NET_ARCH[self.policy])
-        return self
-
-
-class TrainSettings(BaseModel):
-    """Everything one training run needs. Hyperparameters left as None take the default for a fresh run and
-    the parent's value for a branch."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    timesteps: int = Field(2_000_000, gt=0, le=MAX_TIMESTEPS, description="timesteps this run trains (a branch adds them to the parent's)")
-    n_envs: int = Field(256, gt=0, le=4096, description="arenas stepped together")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the arenas and of PPO (random when not given)")
-    run_name: str | None = Field(None, description="name of a fresh run (a timestamp is appended)")
-    notes: str = Field("", description="free text stored with the run")
-    parent_checkpoint: str | None = Field(None, description="checkpoint path (.zip optional) or run name to branch from")
-    branch_name: str | None = Field(None, description="name of the branch (a timestamp is appended)")
-    config_dir: Path = Field(Path("configs"), description="config directory to train on")
-    runs_root: Path = Field(Path("runs"), description="folder holding every run")
-    checkpoint_freq: int = Field(100_000, gt=0, le=MAX_TIMESTEPS, description="timesteps between checkpoints")
-    keep_checkpoints: int | None = Field(5, ge=1, le=MAX_TIMESTEPS, description="newest checkpoints kept (plus any a child branched from); None keeps all")
-    eval_freq: int | None = Field(None, gt=0, le=MAX_TIMESTEPS, description="timesteps between evaluations on the eval seeds (None: off)")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto picks CUDA when present")
-    torch_threads: int | None = Field(None, gt=0, le=1024, description="torch CPU threads for updates (default: every core "
-                                      "for minibatches of 1024+, else 1, which is faster for small batches)")
-    imitation_samples: int = Field(131_072, ge=0, le=MAX_SAMPLES, description="scripted-baseline decisions a fresh policy imitates "
-                                   "before PPO (at most --timesteps; 0: off; branches start from their parent)")
-    tensorboard: bool = Field(True, description="write TensorBoard logs into the run folder")
-    progress_bar: bool = Field(True, description="show a progress bar")
-    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="PPO settings given explicitly (see PPOHyperparameters)")
 
 
 class RunPlan(BaseModel):
@@ -202,7 +114,7 @@ def _hyperparameters(settings: TrainSettings, parent: RunRecord | None) -> PPOHy
     if parent:
         inherited["policy"] = parent.policy
     given = settings.hyperparameters
-    for key in _NETWORK:
+    for key in NETWORK:
         if parent and key in given and key in inherited and given[key] != inherited[key]:
             flag = "--" + key.replace("_", "-")
             raise MissionGymError(
@@ -288,7 +200,7 @@ def _signal_name(interruption: BaseException) -> str | None:
     return "SIGINT" if isinstance(interruption, KeyboardInterrupt) else None
 
 
-def _summary(tracker: "RunTracker", plan: RunPlan) -> str:
+def _summary(tracker: RunTracker, plan: RunPlan) -> str:
     capture = float(np.mean(tracker.captures)) if tracker.captures else None
     s = plan.settings
     return training_summary(tracker.record, s.runs_root, capture, s.config_dir, s.n_envs)
@@ -343,7 +255,7 @@ def _build_model(plan: RunPlan, run_dir: Path, display: ProgressDisplay) -> PPO:
     # on every construction cost a quarter of a small-minibatch update here (measured).
     torch.distributions.Distribution.set_default_validate_args(False)
     env = ScaledRewards(VecMonitor(MissionVecEnv(settings.n_envs, plan.config, seed=settings.seed)), hp.reward_scale)
-    ppo_args = hp.model_dump(exclude={*_NETWORK, "reward_scale"})
+    ppo_args = hp.model_dump(exclude={*NETWORK, "reward_scale"})
     if plan.parent_path is not None:
         # Loading with keyword arguments replaces the saved hyperparameters and rebuilds the rollout buffer and
         # learning-rate schedule, so new values given for the branch take effect; num_timesteps carries over.
@@ -373,181 +285,3 @@ def _log_to_tensorboard(model: PPO, run_dir: Path, enabled: bool) -> PPO:
     if enabled:
         model.set_logger(configure(str(RunPaths(run_dir).tensorboard), ["tensorboard"]))
     return model
-
-
-class RunTracker(BaseCallback):
-    """Keeps the run folder true while PPO learns: episode statistics (metrics.jsonl and TensorBoard),
-    heartbeat, atomic checkpoints with their SHA-256 in the run record, retention, and the dashboard."""
-
-    def __init__(self, run_dir: Path, record: RunRecord, settings: TrainSettings) -> None:
-        super().__init__()
-        self.run_dir, self.record, self.settings = run_dir, record, settings
-        self.paths = RunPaths(run_dir)
-        self.returns: deque[float] = deque(maxlen=RECENT_EPISODES)
-        self.lengths: deque[int] = deque(maxlen=RECENT_EPISODES)
-        self.captures: deque[float] = deque(maxlen=RECENT_EPISODES)
-        self.episodes = 0
-        self._next_checkpoint = record.timesteps.start + settings.checkpoint_freq
-        self._next_eval = record.timesteps.start + (settings.eval_freq or 0)
-        self._last_dashboard = 0.0
-        self._started = time.monotonic()
-        self._metrics = self.paths.metrics.open("a", encoding="utf-8")
-        self._update_threads = torch.get_num_threads()
-        self.stop_reason: str | None = None  # the signal that asked training to stop
-        self._learning = False
-
-    def request_stop(self, signal_name: str) -> None:
-        """A termination signal arrived: once PPO is learning, stop at the next timestep (the update under
-        way completes, nothing is lost); before that there is nothing to keep, so stop at once."""
-        self.stop_reason = signal_name
-        if not self._learning:
-            raise TerminationRequested(signal_name)
-
-    def _on_training_start(self) -> None:
-        self._learning = True
-
-    def _on_rollout_start(self) -> None:
-        check_finite(self.model, int(self.num_timesteps))  # after each update, before a checkpoint can save it
-        # Stepping arenas feeds the policy small batches, where a second OpenMP thread costs ~10x more than it
-        # saves (measured: 2.8 ms vs 0.3 ms per 64-row forward on 2 cores); updates use every thread.
-        self._update_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            if "episode" in info:
-                self.episodes += 1
-                self.returns.append(float(info["episode"]["r"]))
-                self.lengths.append(int(info["episode"]["l"]))
-                self.captures.append(1.0 if info["outcome"] == "captured" else 0.0)
-        if self.num_timesteps >= self._next_checkpoint:
-            self._save_checkpoint()
-            self._next_checkpoint = (self.num_timesteps // self.settings.checkpoint_freq + 1) * self.settings.checkpoint_freq
-        return self.stop_reason is None
-
-    def _on_rollout_end(self) -> None:
-        torch.set_num_threads(self._update_threads)
-        row = self._metrics_row()
-        if self.settings.eval_freq and self.num_timesteps >= self._next_eval:
-            row.update(self._evaluate())
-            self._next_eval = self.num_timesteps + self.settings.eval_freq
-        for key, value in row.items():
-            if key.startswith(("ep_", "capture_rate", "eval_")):
-                self.logger.record(f"mission/{key}", value)
-        self._metrics.write(_json_line(row))
-        self._metrics.flush()
-        self._heartbeat()
-
-    def _metrics_row(self) -> dict[str, Any]:
-        elapsed = time.monotonic() - self._started
-        row: dict[str, Any] = {
-            "timestep": int(self.num_timesteps), "time": utc_now().isoformat(), "episodes": self.episodes,
-            "fps": (self.num_timesteps - self.record.timesteps.start) / max(elapsed, 1e-9),
-        }
-        if self.returns:
-            row.update(ep_return_mean=float(np.mean(self.returns)), ep_len_mean=float(np.mean(self.lengths)),
-                       capture_rate=float(np.mean(self.captures)))
-        for key, value in self.logger.name_to_value.items():
-            if key.startswith("train/"):
-                row[key.replace("/", "_")] = float(value)
-        return row
-
-    def _evaluate(self) -> dict[str, float]:
-        config = load_config(self.paths.config_snapshot)
-        results = run_episodes(self.model, config, config.eval_seeds, deterministic=True)
-        summary = summarize(results)
-        return {"eval_capture_rate": summary["capture_rate"], "eval_mean_return": summary["mean_return"]}
-
-    def _heartbeat(self) -> None:
-        self.record = self.record.model_copy(update={
-            "heartbeat_at": utc_now(),
-            "timesteps": self.record.timesteps.model_copy(update={"current": int(self.num_timesteps)}),
-        })
-        save_record(self.run_dir, self.record)
-        if time.monotonic() - self._last_dashboard >= DASHBOARD_EVERY_S:
-            self._refresh_dashboard()
-
-    def _refresh_dashboard(self) -> None:
-        from mission_gym.dashboard import generate_unified_dashboard  # the dashboard reads run records
-
-        self._last_dashboard = time.monotonic()
-        try:
-            generate_unified_dashboard(self.settings.runs_root)
-        except (OSError, MissionGymError) as error:  # the page is a view: it must never stop training
-            warnings.warn(f"dashboard not refreshed: {error}", stacklevel=1)
-
-    def _save_checkpoint(self, model: PPO | None = None) -> None:
-        model = model or self.model
-        step = int(model.num_timesteps)
-        self._save_model(model, self.paths.checkpoint(step), step)
-        if self.settings.keep_checkpoints is not None:
-            self._prune()
-
-    def _save_model(self, model: PPO, path: Path, step: int) -> None:
-        """Write a model file atomically, then record it (with the SHA-256 of its bytes) in the run record.
-
-        The file comes first, so the record only ever names files that exist: a crash in between leaves a
-        checkpoint the record does not list, which a run name never resolves to (see `run_model`). A model
-        holding a non-finite number is never written (DivergedError).
-        """
-        check_finite(model, step)
-        buffer = io.BytesIO()
-        model.save(buffer)
-        data = buffer.getvalue()
-        entry = CheckpointEntry(file=relative_to_runs(path, self.settings.runs_root), step=step,
-                                sha256=hashlib.sha256(data).hexdigest())
-        atomic_write_bytes(path, data)
-        entries = [e for e in self.record.checkpoints if e.file != entry.file] + [entry]
-        self.record = self.record.model_copy(update={"checkpoints": entries})
-        save_record(self.run_dir, self.record)
-
-    def _prune(self) -> None:
-        prune_checkpoints(self.run_dir, self.settings.keep_checkpoints, self.settings.runs_root,
-                          before_delete=self._forget)
-
-    def _forget(self, doomed: list[Path]) -> None:
-        """Drop files about to be deleted from the record (first, so it never names a missing file)."""
-        gone = {relative_to_runs(p, self.settings.runs_root) for p in doomed}
-        kept = [e for e in self.record.checkpoints if e.file not in gone]
-        self.record = self.record.model_copy(update={"checkpoints": kept})
-        save_record(self.run_dir, self.record)
-
-    def finish(self, model: PPO | None, status: Literal["finished", "interrupted"]) -> None:
-        """Save the last checkpoint and final model, and close the record with `status` (an interrupted
-        run's `error` names the signal). A diverged model is never saved: the run is closed failed instead
-        and DivergedError raised."""
-        if model is not None:
-            step = int(model.num_timesteps)
-            try:
-                check_finite(model, step)
-            except DivergedError as error:
-                self.fail(error)
-                raise
-            if not self.paths.checkpoint(step).is_file():
-                self._save_checkpoint(model)
-            self._save_model(model, self.paths.final_model, step)
-        self._close(status, error=self.stop_reason if status == "interrupted" else None)
-
-    def fail(self, error: BaseException) -> None:
-        """Mark the run failed with the error's message."""
-        self._close("failed", error=f"{type(error).__name__}: {error}")
-
-    def _close(self, status: str, error: str | None = None) -> None:
-        if self.record.status != "running":  # closed already (a diverged model found while finishing)
-            return
-        self._metrics.close()
-        model = getattr(self, "model", None)
-        current = int(model.num_timesteps) if model is not None else self.record.timesteps.current
-        self.record = self.record.model_copy(update={
-            "status": status, "error": error, "heartbeat_at": utc_now(),
-            "timesteps": self.record.timesteps.model_copy(update={"current": current}),
-        })
-        save_record(self.run_dir, self.record)
-        self._refresh_dashboard()
-
-
-def _json_line(row: dict[str, Any]) -> str:
-    """One metrics line; a non-finite number (a diverged loss) is written as null, keeping the file valid JSON."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-    return json.dumps(clean, allow_nan=False, separators=(",", ":")) + "\n"
-

@@ -9,7 +9,8 @@ from stable_baselines3.common.vec_env import VecMonitor
 from mission_gym.config import load_config
 from mission_gym.imitation import record_baseline
 from mission_gym.runs.record import load_record
-from mission_gym.training import REWARD_SCALE, TrainSettings, _hyperparameters
+from mission_gym.train_settings import REWARD_SCALE
+from mission_gym.training import TrainSettings, _hyperparameters
 from mission_gym.vec_env import MissionVecEnv, ScaledRewards
 from test_training_support import REPO
 

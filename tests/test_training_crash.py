@@ -20,7 +20,7 @@ from test_training_support import (
 )
 
 from mission_gym import ppo as ppo_module
-from mission_gym import training as training_module
+from mission_gym import run_tracker as tracker_module
 from mission_gym.errors import MissionGymError
 from mission_gym.guards import DivergedError, stop_signals
 from mission_gym.runs.checkpoints import resolve_checkpoint
@@ -238,14 +238,14 @@ def test_the_record_names_a_checkpoint_only_once_its_file_exists(tmp_path, monke
     only files that exist, so a run name resolves to the last checkpoint that landed."""
     work = make_workdir(tmp_path / "project")
     monkeypatch.chdir(work)
-    real_write = training_module.atomic_write_bytes
+    real_write = tracker_module.atomic_write_bytes
 
     def dies_writing_the_second(path, data):
         if path.name == f"ppo_mission_{2 * ROLLOUT}_steps.zip":
             raise OSError("killed mid-write")
         real_write(path, data)
 
-    monkeypatch.setattr(training_module, "atomic_write_bytes", dies_writing_the_second)
+    monkeypatch.setattr(tracker_module, "atomic_write_bytes", dies_writing_the_second)
     settings = TrainSettings(timesteps=4 * ROLLOUT, n_envs=4, seed=3, run_name="midwrite", tensorboard=False,
                              progress_bar=False, checkpoint_freq=ROLLOUT, imitation_samples=0,
                              hyperparameters={"n_steps": 64, "batch_size": 256, "net_arch": [32, 32]})

@@ -1,6 +1,7 @@
 """The users' guide (docs/guide.md) end to end: every command in its bash and python blocks is run as it is
 written, in a fresh folder holding only configs/: train -> find the latest checkpoint -> branch -> resume ->
-evaluate (run snapshot, then --config-dir configs/) -> lineage dashboard -> cleanup dry runs -> cleanup.
+evaluate (run snapshot, then --config-dir configs/) -> lineage dashboard -> cleanup dry runs -> cleanup ->
+an entity policy branched into more defenders -> a sequential comparison -> a branch search.
 
 Only the sizes differ from the guide (tiny runs: later flags override the guide's timesteps, arenas and
 network), placeholders (RUN, N) are filled in, and the cleanup gets `--yes` because a test has no terminal to
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from test_training_support import (
-    CHECKPOINT_NAME, PYTHON, REPO, TIMESTAMP, TRAIN_MODULE, checkpoint_steps, load_model, make_workdir, record,
-    run_dirs, sha256, strict_json, subprocess_env, tree_state,
+    CHECKPOINT_NAME, PYTHON, REPO, TIMESTAMP, TRAIN_MODULE, add_defender, checkpoint_steps, load_model, make_workdir,
+    record, run_dirs, sha256, strict_json, subprocess_env, tree_state,
 )
 
 from mission_gym.config import CONFIG_FILES, load_config
@@ -106,7 +107,7 @@ def test_guide_workflow_end_to_end(tmp_path):
     assert record(unrelated)["git"] == {"commit": "unknown", "dirty": None}
 
     # Train from scratch.
-    done = guide.run(guide.command("train_ppo", "--run-name"),
+    done = guide.run(guide.command("train_ppo", "--run-name \"2-defenders-experiment\""),
                      extra=["--timesteps", "2048", "--n-envs", "4", "--checkpoint-freq", "1024", *SMALL])
     (parent,) = [p for p in run_dirs(runs) if p != unrelated]
     assert re.fullmatch(rf"2-defenders-experiment-{TIMESTAMP}", parent.name), parent.name
@@ -182,7 +183,7 @@ def test_guide_workflow_end_to_end(tmp_path):
     assert len(list(child.rglob("run.json"))) == 1, "no copies of the ancestors inside a run"
 
     # Resume: a run name as parent means its latest checkpoint.
-    guide.run(guide.command("--parent-checkpoint RUN "), {"RUN": child.name},
+    guide.run(guide.command("--parent-checkpoint RUN ", "resumed"), {"RUN": child.name},
               extra=["--timesteps", "512", "--n-envs", "4", "--checkpoint-freq", "512", "--no-progress"])
     (resumed,) = [p for p in run_dirs(runs) if p not in (unrelated, parent, child)]
     resumed_rec = record(resumed)
@@ -193,7 +194,7 @@ def test_guide_workflow_end_to_end(tmp_path):
     # Evaluate with the run's config snapshot, then with configs/.
     fill = {"RUN": child.name, "N": 3072}
     local = guide.command("evaluate --model", "--config-dir")
-    (snapshot,) = [c for c in guide.commands if "evaluate --model" in c and c != local]
+    (snapshot,) = [c for c in guide.commands if "evaluate --model" in c and c != local and "--against" not in c]
     done = guide.run(snapshot, fill)
     assert "config snapshot" in done.stdout
     report_path = child / "evaluations" / "ppo_mission_3072_steps.json"
@@ -231,6 +232,24 @@ def test_guide_workflow_end_to_end(tmp_path):
     for kept in (parent, child, resumed):
         assert all(CHECKPOINT_NAME.match(p.name) for p in (kept / "checkpoints").iterdir())
     assert checkpoint_steps(parent) == [1024, 2048] and checkpoint_steps(child) == [2560, 3072]
+
+    # Branch an entity policy into more defenders, compare the branch with its parent, search from it.
+    done = guide.run(guide.command("--policy entity"), extra=["--timesteps", "1024", "--n-envs", "4", *SMALL])
+    (entity,) = [p for p in run_dirs(runs) if p.name.startswith("entity-2-defenders-")]
+    add_defender(work / "configs")
+    guide.run(guide.command("--branch-name \"3-defenders\""), {"RUN": entity.name},
+              extra=["--timesteps", "1024", "--n-envs", "4", "--checkpoint-freq", "1024", "--no-progress"])
+    (branch,) = [p for p in run_dirs(runs) if p.name.startswith("3-defenders-")]
+    assert record(branch)["transfer"]["changes"] == ["defenders 2 → 3"]
+    done = guide.run(guide.command("--against parent --sequential"), {"RUN": branch.name, "N": 2048})
+    assert "sequential" in done.stdout.lower(), done.stdout
+    before = set(run_dirs(runs))
+    done = guide.run(guide.command("mission-gym search"), {"RUN": branch.name},
+                     extra=["--population", "2", "--rounds", "1", "--round-timesteps", "512", "--n-envs", "4",
+                            "--selection-seeds", "4"])
+    new = [p for p in set(run_dirs(runs)) - before if (p / "run.json").is_file()]  # runs/searches/ is no run
+    members = [p for p in new if record(p)["parent_run"] == branch.name]
+    assert len(members) == 2, (members, done.stdout)
 
     # Every command the guide shows ran.
     never_run = set(guide.commands) - guide.ran

@@ -17,7 +17,8 @@ from mission_gym.errors import MissionGymError
 from mission_gym.guards import signal_exit_status
 from mission_gym.runs.layout import dashboard_file
 from mission_gym.scripts.cli_support import CommandParser, finite_float, run_cli, runs_folder
-from mission_gym.training import PolicyKind, PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
+from mission_gym.train_settings import PolicyKind, PPOHyperparameters, TrainSettings
+from mission_gym.training import RunPlan, plan_run, train
 
 INTERRUPTED_EXIT = 130
 
