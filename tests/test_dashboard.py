@@ -296,6 +296,15 @@ def test_a_failed_write_keeps_the_previous_page(runs: Path, monkeypatch: pytest.
     assert sorted(p.name for p in runs.iterdir() if p.is_file()) == ["dashboard.html"]  # no temp file left
 
 
+def test_lineage_page_survives_a_training_refresh(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lineage = generate_unified_dashboard(runs, lineage_filter="active")
+    assert lineage == runs / "dashboard-active.html" and lineage.resolve().as_uri() in capsys.readouterr().out
+    page = lineage.read_text(encoding="utf-8")
+    assert generate_unified_dashboard(runs) == runs / "dashboard.html"  # what training.py's refresh calls
+    assert lineage.read_text(encoding="utf-8") == page and OTHER_RUN in (runs / "dashboard.html").read_text(encoding="utf-8")
+    assert OTHER_RUN not in page
+
+
 def test_custom_output_path(runs: Path, tmp_path: Path) -> None:
     out = generate_unified_dashboard(runs, lineage_filter="active", output=tmp_path / "site" / "lineage.html")
     assert out == tmp_path / "site" / "lineage.html" and CHILD_RUN in out.read_text(encoding="utf-8")
@@ -374,11 +383,11 @@ def test_run_utils_reexport_uses_runs_in_the_working_directory(tmp_path: Path, m
     from mission_gym.scripts.run_utils import generate_unified_dashboard as from_run_utils
 
     assert from_run_utils is generate_unified_dashboard
-    assert from_run_utils(lineage_filter="active") == Path("runs/dashboard.html")
-    shown = row_names(Path("runs/dashboard.html").read_text(encoding="utf-8"))
+    assert from_run_utils(lineage_filter="active") == Path("runs/dashboard-active.html")
+    shown = row_names(Path("runs/dashboard-active.html").read_text(encoding="utf-8"))
     assert set(shown) == {ROOT_RUN, CHILD_RUN, GRANDCHILD_RUN}
-    from_run_utils(lineage_filter=CHILD_RUN)
-    assert OTHER_RUN not in Path("runs/dashboard.html").read_text(encoding="utf-8")
+    assert from_run_utils(lineage_filter=CHILD_RUN) == Path(f"runs/dashboard-{CHILD_RUN}.html")
+    assert OTHER_RUN not in Path(f"runs/dashboard-{CHILD_RUN}.html").read_text(encoding="utf-8")
 
 
 def test_dashboard_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:

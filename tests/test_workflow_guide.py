@@ -208,10 +208,14 @@ def test_guide_workflow_end_to_end(tmp_path):
     assert strict_json(report_path)["config_dir"].rstrip("/") == "configs"
 
     # The lineage-filtered dashboard, from the command line and from Python.
+    # Each goes to its own page, which says where it is and leaves the all-runs page alone.
+    all_runs = (runs / "dashboard.html").read_text()
     for command in (guide.command("mission-gym dashboard"), guide.command("generate_unified_dashboard")):
-        (runs / "dashboard.html").unlink()
-        guide.run(command)
-        page = (runs / "dashboard.html").read_text()
+        (runs / "dashboard-active.html").unlink(missing_ok=True)
+        done = guide.run(command)
+        assert (runs / "dashboard-active.html").resolve().as_uri() in done.stdout
+        assert (runs / "dashboard.html").read_text() == all_runs
+        page = (runs / "dashboard-active.html").read_text()
         assert all(run.name in page for run in (parent, child, resumed)) and "↳" in page
         assert unrelated.name not in page
 

@@ -2,6 +2,7 @@
 
     runs/
       dashboard.html                  the unified dashboard of every run
+      dashboard-<lineage>.html        a lineage-filtered dashboard ("active" or a run name)
       <name>/
         run.json                      the run record (record.py)
         configs/                      snapshot of the config files the run trained on
@@ -59,9 +60,13 @@ def checkpoint_step(path: str | os.PathLike[str]) -> int:
     return int(match.group(1))
 
 
-def dashboard_file(runs_root: str | os.PathLike[str]) -> Path:
-    """Where the unified dashboard of a runs folder is written by default."""
-    return Path(runs_root) / DASHBOARD_FILE
+def dashboard_file(runs_root: str | os.PathLike[str], lineage: str | None = None) -> Path:
+    """Where the unified dashboard of a runs folder is written by default; a lineage-filtered page
+    (`lineage` "active" or a run name) gets its own file, so a training run's refresh of the all-runs
+    page never overwrites it."""
+    if lineage is None:
+        return Path(runs_root) / DASHBOARD_FILE
+    return Path(runs_root) / f"{Path(DASHBOARD_FILE).stem}-{lineage}{Path(DASHBOARD_FILE).suffix}"
 
 
 @dataclass(frozen=True)
