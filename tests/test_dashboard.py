@@ -235,6 +235,20 @@ def test_latest_evaluation_is_chosen_by_the_step_in_its_name(runs: Path) -> None
     assert "mean return 12.5 · 200 episodes" in row and "baseline 10.0%" in row and "parent 42.0%" in row
 
 
+def test_a_quick_evaluation_does_not_displace_the_full_one(runs: Path) -> None:
+    snapshot = str(runs / CHILD_RUN / "configs")
+    full = write_evaluation(runs / CHILD_RUN, "final_model.0123456789ab", capture_rate=0.61, episodes=100,
+                            config_dir=snapshot, deterministic=True)
+    (full.with_suffix(".md")).write_text("# full")
+    quick = write_evaluation(runs / CHILD_RUN, "final_model.ba9876543210", capture_rate=0.0, episodes=2,
+                             config_dir=snapshot, deterministic=True)
+    os.utime(full, (1, 1))  # the quick one is newer
+    (quick.with_suffix(".md")).write_text("# quick")
+    row = row_html(render(runs), CHILD_RUN)
+    assert '<span class="big">61.0%</span>' in row and "100 episodes" in row and "2 episodes" not in row
+    assert "final_model.0123456789ab.md" in row and "final_model.ba9876543210.md" not in row
+
+
 def test_unreadable_latest_evaluation_is_reported(runs: Path) -> None:
     (runs / ROOT_RUN / "evaluations" / "ppo_mission_300000_steps.json").write_text("{cut")
     assert "ppo_mission_300000_steps.json: unreadable" in row_html(render(runs), ROOT_RUN)

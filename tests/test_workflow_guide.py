@@ -197,15 +197,15 @@ def test_guide_workflow_end_to_end(tmp_path):
     done = guide.run(snapshot, fill)
     assert "config snapshot" in done.stdout
     report_path = child / "evaluations" / "ppo_mission_3072_steps.json"
-    report = strict_json(report_path)
-    assert (child / "evaluations" / "ppo_mission_3072_steps.md").is_file()
+    report = strict_json(newest_report(report_path))
+    assert newest_report(child / "evaluations" / "ppo_mission_3072_steps.md").is_file()
     assert report["step"] == 3072 and report["run_name"] == child.name and report["episodes"] == 6
     assert report["config_hash"] == child_rec["config"]["hash"]
     assert report["parent"]["checkpoint"] == child_rec["parent_checkpoint"]["path"]
     assert report["baseline"]["episodes"] == 6
     done = guide.run(local, fill)
     assert "--config-dir" in done.stdout
-    assert strict_json(report_path)["config_dir"].rstrip("/") == "configs"
+    assert strict_json(newest_report(report_path))["config_dir"].rstrip("/") == "configs"
 
     # The lineage-filtered dashboard, from the command line and from Python.
     # Each goes to its own page, which says where it is and leaves the all-runs page alone.

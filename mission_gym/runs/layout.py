@@ -10,7 +10,8 @@
         final_model.zip               the model when training ended (same step as the last checkpoint)
         metrics.jsonl                 one line of training statistics per rollout
         tensorboard/                  TensorBoard logs
-        evaluations/<model>.json .md .gif   evaluation reports, named after the model file they evaluate
+        evaluations/<model>.<key>.json .md .gif   evaluation reports, named after the model file they evaluate
+                                        and the key of what they measured (older reports: <model>.json)
 
 Pure names and paths: nothing here reads or writes the disk.
 """
@@ -118,9 +119,10 @@ class RunPaths:
         """The checkpoint file saved at global timestep `step`."""
         return self.checkpoints_dir / checkpoint_file_name(step)
 
-    def evaluation(self, model: str | os.PathLike[str], suffix: str = ".json") -> Path:
-        """The evaluation report of a model file (`.json`, `.md` or `.gif`), named after the model."""
-        return self.evaluations_dir / f"{Path(model).stem}{suffix}"
+    def evaluation(self, model: str | os.PathLike[str], key: str, suffix: str = ".json") -> Path:
+        """The evaluation report of a model file (`.json`, `.md` or `.gif`), named after the model and the
+        key of what it measured (`<model-stem>.<key>.json`), so a different measurement never replaces it."""
+        return self.evaluations_dir / f"{Path(model).stem}.{key}{suffix}"
 
     def comparison(self, model: str | os.PathLike[str], against: str, suffix: str = ".json") -> Path:
         """A sequential comparison of a model file with another policy (`.json` or `.md`); in a folder of its own,
