@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_training_support import (
     CHECKPOINT_NAME, PYTHON, REPO, TIMESTAMP, TRAIN_MODULE, checkpoint_steps, load_model, make_workdir, record,
-    run_dirs, sha256, strict_json, subprocess_env, tree_state,
+    newest_report, run_dirs, sha256, strict_json, subprocess_env, tree_state,
 )
 
 from mission_gym.config import CONFIG_FILES, load_config
