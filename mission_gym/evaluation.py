@@ -26,6 +26,7 @@ from mission_gym.ppo import load_model
 from mission_gym.runs.checkpoints import check_model_archive, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.layout import EVALUATIONS_DIR, RUN_RECORD_FILE, RunPaths
+from mission_gym.runs.reports import report_key
 from mission_gym.runs.record import RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
 from mission_gym.vec_env import MissionVecEnv
@@ -170,7 +171,9 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
 def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, episodes: int | None = None,
                    seeds_file: str | Path | None = None, deterministic: bool = True, runs_root: str | Path = "runs",
                    gif: bool = False) -> dict[str, Any]:
-    """Evaluate a checkpoint and write ``evaluations/<checkpoint>.json`` and ``.md`` (and ``.gif``) in its run.
+    """Evaluate a checkpoint and write ``evaluations/<checkpoint>.<key>.json`` and ``.md`` (and ``.gif``) in its
+    run; the key (mission_gym.runs.reports.report_key) names what was measured, so only the same measurement
+    replaces a report.
 
     Returns the report (also written as JSON).
     """
@@ -197,13 +200,17 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
+    report["key"] = report_key(report["checkpoint"], report["seeds_hash"], len(seeds), deterministic,
+                               report["config_hash"])
     out, model_path = RunPaths(target.run_dir), target.model_path
     out.evaluations_dir.mkdir(exist_ok=True)
-    atomic_write_json(out.evaluation(model_path, ".json"), report)
-    atomic_write_text(out.evaluation(model_path, ".md"), report_markdown(report))
+    atomic_write_json(out.evaluation(model_path, report["key"], ".json"), report)
+    atomic_write_text(out.evaluation(model_path, report["key"], ".md"), report_markdown(report))
     if gif:
-        atomic_write_bytes(out.evaluation(model_path, ".gif"), replay_gif(policy, target.config, seeds[0], deterministic))
-    report["files"] = [str(out.evaluation(model_path, suffix)) for suffix in (".json", ".md", *((".gif",) if gif else ()))]
+        atomic_write_bytes(out.evaluation(model_path, report["key"], ".gif"),
+                           replay_gif(policy, target.config, seeds[0], deterministic))
+    report["files"] = [str(out.evaluation(model_path, report["key"], suffix))
+                       for suffix in (".json", ".md", *((".gif",) if gif else ()))]
     return report
 
 

@@ -11,12 +11,13 @@ run continuing its step counter).
 """
 
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
 from mission_gym.dashboard import generate_unified_dashboard
 from mission_gym.runs.checkpoints import run_model
-from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.record import RunRecord, load_record
 from mission_gym.runs.reports import EvaluationFile
@@ -121,7 +122,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     with readable_failure():
         report = evaluate_model(model, episodes=config.episodes, deterministic=config.deterministic,
                                 runs_root=runs.path)
-    written = EvaluationFile(RunPaths(run_dir).evaluation(model), context.partition_key, report)
+    written = EvaluationFile(Path(report["files"][0]), context.partition_key, report)
     return dg.MaterializeResult(metadata=evaluation_metadata(runs.path, written))
 
 

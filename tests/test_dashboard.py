@@ -235,6 +235,20 @@ def test_latest_evaluation_is_chosen_by_the_step_in_its_name(runs: Path) -> None
     assert "mean return 12.5 · 200 episodes" in row and "baseline 10.0%" in row and "parent 42.0%" in row
 
 
+def test_a_quick_evaluation_does_not_displace_the_full_one(runs: Path) -> None:
+    snapshot = str(runs / CHILD_RUN / "configs")
+    full = write_evaluation(runs / CHILD_RUN, "final_model.0123456789ab", capture_rate=0.61, episodes=100,
+                            config_dir=snapshot, deterministic=True)
+    (full.with_suffix(".md")).write_text("# full")
+    quick = write_evaluation(runs / CHILD_RUN, "final_model.ba9876543210", capture_rate=0.0, episodes=2,
+                             config_dir=snapshot, deterministic=True)
+    os.utime(full, (1, 1))  # the quick one is newer
+    (quick.with_suffix(".md")).write_text("# quick")
+    row = row_html(render(runs), CHILD_RUN)
+    assert '<span class="big">61.0%</span>' in row and "100 episodes" in row and "2 episodes" not in row
+    assert "final_model.0123456789ab.md" in row and "final_model.ba9876543210.md" not in row
+
+
 def test_unreadable_latest_evaluation_is_reported(runs: Path) -> None:
     (runs / ROOT_RUN / "evaluations" / "ppo_mission_300000_steps.json").write_text("{cut")
     assert "ppo_mission_300000_steps.json: unreadable" in row_html(render(runs), ROOT_RUN)
@@ -294,6 +308,15 @@ def test_a_failed_write_keeps_the_previous_page(runs: Path, monkeypatch: pytest.
         generate_unified_dashboard(runs)
     assert (runs / "dashboard.html").read_text(encoding="utf-8") == before
     assert sorted(p.name for p in runs.iterdir() if p.is_file()) == ["dashboard.html"]  # no temp file left
+
+
+def test_lineage_page_survives_a_training_refresh(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lineage = generate_unified_dashboard(runs, lineage_filter="active")
+    assert lineage == runs / "dashboard-active.html" and lineage.resolve().as_uri() in capsys.readouterr().out
+    page = lineage.read_text(encoding="utf-8")
+    assert generate_unified_dashboard(runs) == runs / "dashboard.html"  # what training.py's refresh calls
+    assert lineage.read_text(encoding="utf-8") == page and OTHER_RUN in (runs / "dashboard.html").read_text(encoding="utf-8")
+    assert OTHER_RUN not in page
 
 
 def test_custom_output_path(runs: Path, tmp_path: Path) -> None:
@@ -374,11 +397,11 @@ def test_run_utils_reexport_uses_runs_in_the_working_directory(tmp_path: Path, m
     from mission_gym.scripts.run_utils import generate_unified_dashboard as from_run_utils
 
     assert from_run_utils is generate_unified_dashboard
-    assert from_run_utils(lineage_filter="active") == Path("runs/dashboard.html")
-    shown = row_names(Path("runs/dashboard.html").read_text(encoding="utf-8"))
+    assert from_run_utils(lineage_filter="active") == Path("runs/dashboard-active.html")
+    shown = row_names(Path("runs/dashboard-active.html").read_text(encoding="utf-8"))
     assert set(shown) == {ROOT_RUN, CHILD_RUN, GRANDCHILD_RUN}
-    from_run_utils(lineage_filter=CHILD_RUN)
-    assert OTHER_RUN not in Path("runs/dashboard.html").read_text(encoding="utf-8")
+    assert from_run_utils(lineage_filter=CHILD_RUN) == Path(f"runs/dashboard-{CHILD_RUN}.html")
+    assert OTHER_RUN not in Path(f"runs/dashboard-{CHILD_RUN}.html").read_text(encoding="utf-8")
 
 
 def test_dashboard_cli(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:

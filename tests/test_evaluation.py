@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from test_training_support import (
     TINY, add_defender, assert_user_error, checkpoint_path, edit_yaml, evaluate_main, make_workdir, record,
-    run_dirs, strict_json, train_main, tree_state,
+    newest_report, run_dirs, strict_json, train_main, tree_state,
 )
 
 from mission_gym.config import load_config, read_seeds_file
@@ -89,8 +89,8 @@ def test_branch_report_has_every_section(runs, work):
     parent, child = runs
     code, out, err = evaluate_main(["--model", no_zip(checkpoint_path(child, 1536))])
     assert code == 0, err
-    report = strict_json(child / "evaluations" / "ppo_mission_1536_steps.json")
-    markdown = (child / "evaluations" / "ppo_mission_1536_steps.md").read_text()
+    report = strict_json(newest_report(child / "evaluations" / "ppo_mission_1536_steps.json"))
+    markdown = newest_report(child / "evaluations" / "ppo_mission_1536_steps.md").read_text()
     seeds = load_config(child / "configs").eval_seeds
     assert report["checkpoint"] == f"{child.name}/checkpoints/ppo_mission_1536_steps.zip"
     assert report["step"] == 1536 and report["run_name"] == child.name and report["deterministic"] is True
@@ -115,7 +115,7 @@ def test_fresh_run_report_has_no_parent_and_a_run_name_means_its_latest_checkpoi
     parent, _ = runs
     code, _, err = evaluate_main(["--model", parent.name, "--episodes", "2"])
     assert code == 0, err
-    report = strict_json(parent / "evaluations" / "ppo_mission_1024_steps.json")
+    report = strict_json(newest_report(parent / "evaluations" / "ppo_mission_1024_steps.json"))
     assert report["parent"] is None and report["step"] == 1024 and report["episodes"] == 2
 
 
@@ -133,14 +133,14 @@ def test_uses_the_run_snapshot_unless_config_dir_is_given(runs, work, reward_res
     code, out, err = evaluate_main(["--model", model, "--episodes", "3"])
     assert code == 0, err
     assert "config snapshot" in out
-    by_snapshot = strict_json(report_file)
+    by_snapshot = strict_json(newest_report(report_file))
     assert by_snapshot["config_hash"] == snapshot_hash
     assert os.path.samefile(by_snapshot["config_dir"], child / "configs")
 
     code, out, err = evaluate_main(["--model", model, "--episodes", "3", "--config-dir", "configs"])
     assert code == 0, err
     assert "--config-dir" in out
-    by_local = strict_json(report_file)
+    by_local = strict_json(newest_report(report_file))
     assert by_local["config_hash"] == local_hash
     # The heavier time penalty is visible in the numbers, on the same seeds.
     assert by_local["seeds_hash"] == by_snapshot["seeds_hash"]
@@ -156,7 +156,7 @@ def test_episodes_and_seeds_file(runs, work, tmp_path):
     report_file = child / "evaluations" / "ppo_mission_1536_steps.json"
     code, _, err = evaluate_main(["--model", model, "--episodes", "3"])
     assert code == 0, err
-    report = strict_json(report_file)
+    report = strict_json(newest_report(report_file))
     first_three = load_config(child / "configs").eval_seeds[:3]
     assert report["episodes"] == 3 and report["seeds_hash"] == seeds_hash(first_three)
 
@@ -164,7 +164,7 @@ def test_episodes_and_seeds_file(runs, work, tmp_path):
     seeds.write_text("# mine\n11\n\n22  # comment\n33\n")
     code, _, err = evaluate_main(["--model", model, "--seeds-file", str(seeds)])
     assert code == 0, err
-    report = strict_json(report_file)
+    report = strict_json(newest_report(report_file))
     assert report["episodes"] == 3 and report["seeds_hash"] == seeds_hash([11, 22, 33])
     assert report["seeds_file"] == str(seeds)
 
@@ -195,8 +195,12 @@ def test_deterministic_is_reproducible_and_stochastic_differs(runs):
     for extra in ([], [], ["--stochastic"]):
         code, out, err = evaluate_main(["--model", model, "--episodes", "2", *extra])
         assert code == 0, err
-        reports.append(strict_json(report_file))
+        reports.append(strict_json(newest_report(report_file)))
     first, again, stochastic = reports
+    # The same measurement overwrites its own report; a different one (stochastic) gets its own file.
+    keyed = sorted(p.name for p in report_file.parent.glob("ppo_mission_512_steps.*.json"))
+    assert keyed == sorted({f"ppo_mission_512_steps.{r['key']}.json" for r in (first, stochastic)})
+    assert first["key"] == again["key"] != stochastic["key"] and len(keyed) == 2
     assert first["deterministic"] is True and stochastic["deterministic"] is False
     assert first["mean_return"] == again["mean_return"] and first["outcomes"] == again["outcomes"]
     assert stochastic["mean_return"] != first["mean_return"]
@@ -207,7 +211,7 @@ def test_gif_replay_is_an_animated_gif(runs):
     _, child = runs
     code, _, err = evaluate_main(["--model", no_zip(checkpoint_path(child, 1536)), "--episodes", "1", "--gif"])
     assert code == 0, err
-    gif = child / "evaluations" / "ppo_mission_1536_steps.gif"
+    gif = newest_report(child / "evaluations" / "ppo_mission_1536_steps.gif")
     with Image.open(gif) as image:
         assert image.format == "GIF"
         assert image.is_animated and image.n_frames > 10
@@ -248,7 +252,7 @@ def test_eval_freq_logs_held_out_results_during_training(runs):
     # The same numbers as an evaluation of that checkpoint on the run's held-out seeds.
     code, _, err = evaluate_main(["--model", no_zip(checkpoint_path(parent, 1024))])
     assert code == 0, err
-    report = strict_json(parent / "evaluations" / "ppo_mission_1024_steps.json")
+    report = strict_json(newest_report(parent / "evaluations" / "ppo_mission_1024_steps.json"))
     assert evaluated[-1]["eval_mean_return"] == pytest.approx(report["mean_return"], rel=1e-6)
     assert evaluated[-1]["eval_capture_rate"] == report["capture_rate"]
 

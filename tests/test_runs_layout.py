@@ -20,8 +20,10 @@ def test_every_name_on_disk(tmp_path):
         "metrics": "run-1/metrics.jsonl", "tensorboard": "run-1/tensorboard", "evaluations_dir": "run-1/evaluations",
     }  # fmt: skip
     assert paths.checkpoint(2048) == tmp_path / "run-1/checkpoints/ppo_mission_2048_steps.zip"
-    assert paths.evaluation(paths.checkpoint(2048)) == tmp_path / "run-1/evaluations/ppo_mission_2048_steps.json"
-    assert paths.evaluation(paths.final_model, ".md") == tmp_path / "run-1/evaluations/final_model.md"
+    assert paths.evaluation(paths.checkpoint(2048), "0123456789ab") == (
+        tmp_path / "run-1/evaluations/ppo_mission_2048_steps.0123456789ab.json")
+    assert paths.evaluation(paths.final_model, "0123456789ab", ".md") == (
+        tmp_path / "run-1/evaluations/final_model.0123456789ab.md")
     assert dashboard_file(tmp_path) == tmp_path / "dashboard.html"
     assert RunPaths(Path("run-1")).tensorboard.as_posix() == "run-1/tensorboard"  # runs-root-relative form
     assert {"run.json", "configs", "checkpoints", "final_model.zip", "lineage.json"} <= RUN_MARKERS

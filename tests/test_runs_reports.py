@@ -6,7 +6,7 @@ import json
 import os
 
 from mission_gym.runs.layout import RunPaths
-from mission_gym.runs.reports import latest_evaluation, latest_report_path
+from mission_gym.runs.reports import latest_evaluation, latest_report_path, report_key, report_rank
 
 
 def _report(run: RunPaths, stem: str, step: int, capture_rate: float = 0.5):
@@ -50,3 +50,38 @@ def test_an_unreadable_latest_report_is_not_replaced_by_an_older_one(tmp_path):
     assert latest_evaluation(run.root) is None
     broken.write_text("[1, 2]")
     assert latest_evaluation(run.root) is None
+
+
+def _measured(run: RunPaths, name: str, episodes: int, *, own: bool = True, deterministic: bool = True, mtime: int = 1):
+    config_dir = run.config_snapshot if own else "configs"
+    path = run.evaluations_dir / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"checkpoint": f"{run.root.name}/final_model.zip", "step": 3000, "episodes": episodes,
+                                "config_dir": str(config_dir), "deterministic": deterministic}))
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_the_most_complete_report_of_the_latest_checkpoint(tmp_path):
+    run = RunPaths.of(tmp_path, "r")
+    _report(run, "ppo_mission_3000_steps", 3000)  # an older model: never chosen over final_model's reports
+    full = _measured(run, "final_model.aaaaaaaaaaaa", 100)
+    _measured(run, "final_model.bbbbbbbbbbbb", 2, mtime=5)  # a quick, newer evaluation
+    _measured(run, "final_model.cccccccccccc", 500, own=False, mtime=5)  # on another config folder
+    _measured(run, "final_model", 100, deterministic=False, mtime=5)  # an old-style name, stochastic
+    assert latest_report_path(run.root) == full
+    assert latest_evaluation(run.root).report["episodes"] == 100
+    tie = _measured(run, "final_model.dddddddddddd", 100, mtime=9)
+    assert latest_report_path(run.root) == tie  # the newest file breaks a tie
+    assert report_rank(full) == report_rank(run.evaluations_dir / "final_model.json")
+
+
+def test_report_keys_name_what_was_measured():
+    key = report_key("r/final_model.zip", "ab12", 100, True, "cfg1")
+    assert key == report_key("r/final_model.zip", "ab12", 100, True, "cfg1") and len(key) == 12
+    others = [report_key("r/ppo_mission_1_steps.zip", "ab12", 100, True, "cfg1"),
+              report_key("r/final_model.zip", "cd34", 100, True, "cfg1"),
+              report_key("r/final_model.zip", "ab12", 2, True, "cfg1"),
+              report_key("r/final_model.zip", "ab12", 100, False, "cfg1"),
+              report_key("r/final_model.zip", "ab12", 100, True, "cfg2")]
+    assert len({key, *others}) == 6

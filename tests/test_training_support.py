@@ -122,6 +122,13 @@ def strict_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
 
 
+def newest_report(plain: Path) -> Path:
+    """The most recently written keyed report `<model>.<key><suffix>` for a plain name `<model><suffix>`."""
+    written = list(plain.parent.glob(f"{plain.stem}.????????????{plain.suffix}"))
+    assert written, f"no report like {plain.stem}.<key>{plain.suffix} in {plain.parent}"
+    return max(written, key=lambda p: p.stat().st_mtime_ns)
+
+
 def record(run_dir: Path) -> dict[str, Any]:
     return strict_json(run_dir / "run.json")
 

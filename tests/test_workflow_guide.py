@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from test_training_support import (
     CHECKPOINT_NAME, PYTHON, REPO, TIMESTAMP, TRAIN_MODULE, add_defender, checkpoint_steps, load_model, make_workdir,
-    record, run_dirs, sha256, strict_json, subprocess_env, tree_state,
+    newest_report, record, run_dirs, sha256, strict_json, subprocess_env, tree_state,
 )
 
 from mission_gym.config import CONFIG_FILES, load_config
@@ -198,21 +198,25 @@ def test_guide_workflow_end_to_end(tmp_path):
     done = guide.run(snapshot, fill)
     assert "config snapshot" in done.stdout
     report_path = child / "evaluations" / "ppo_mission_3072_steps.json"
-    report = strict_json(report_path)
-    assert (child / "evaluations" / "ppo_mission_3072_steps.md").is_file()
+    report = strict_json(newest_report(report_path))
+    assert newest_report(child / "evaluations" / "ppo_mission_3072_steps.md").is_file()
     assert report["step"] == 3072 and report["run_name"] == child.name and report["episodes"] == 6
     assert report["config_hash"] == child_rec["config"]["hash"]
     assert report["parent"]["checkpoint"] == child_rec["parent_checkpoint"]["path"]
     assert report["baseline"]["episodes"] == 6
     done = guide.run(local, fill)
     assert "--config-dir" in done.stdout
-    assert strict_json(report_path)["config_dir"].rstrip("/") == "configs"
+    assert strict_json(newest_report(report_path))["config_dir"].rstrip("/") == "configs"
 
     # The lineage-filtered dashboard, from the command line and from Python.
+    # Each goes to its own page, which says where it is and leaves the all-runs page alone.
+    all_runs = (runs / "dashboard.html").read_text()
     for command in (guide.command("mission-gym dashboard"), guide.command("generate_unified_dashboard")):
-        (runs / "dashboard.html").unlink()
-        guide.run(command)
-        page = (runs / "dashboard.html").read_text()
+        (runs / "dashboard-active.html").unlink(missing_ok=True)
+        done = guide.run(command)
+        assert (runs / "dashboard-active.html").resolve().as_uri() in done.stdout
+        assert (runs / "dashboard.html").read_text() == all_runs
+        page = (runs / "dashboard-active.html").read_text()
         assert all(run.name in page for run in (parent, child, resumed)) and "↳" in page
         assert unrelated.name not in page
 

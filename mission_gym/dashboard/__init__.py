@@ -47,7 +47,8 @@ def generate_unified_dashboard(
     output: str | os.PathLike[str] | None = None,
     dagster_url: str | None = None,
 ) -> Path:
-    """Write the dashboard of `runs_root` atomically and return its path (default `<runs_root>/dashboard.html`).
+    """Write the dashboard of `runs_root` atomically and return its path (default `<runs_root>/dashboard.html`;
+    a lineage-filtered page defaults to its own `<runs_root>/dashboard-<lineage>.html` and prints where it is).
 
     `lineage_filter`: None shows every run; "active" the lineage tree of the most recently active run; a
     run name that run's lineage tree (a name unknown to the runs root raises MissionGymError naming near
@@ -56,7 +57,7 @@ def generate_unified_dashboard(
     its cost.
     """
     root = Path(runs_root)
-    target = Path(output) if output is not None else dashboard_file(root)
+    target = Path(output) if output is not None else dashboard_file(root, lineage_filter)
     links = Links(target.parent, root, _dagster_url(dagster_url))
     with LOCK:
         cache = root_cache(root)
@@ -70,8 +71,10 @@ def generate_unified_dashboard(
         page = render_page(View(title, rows, shown_problems, utc_now(), changes, links, cache))
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, page)
+    if lineage_filter is not None and output is None:
+        # The guide's one-line Python snippet has no other way to learn where its page went.
+        print(f"Dashboard written: {target.resolve().as_uri()}")
     return target
-
 
 
 def _changes(root: Path, rows: list[Row], records: dict[str, RunRecord], cache: RootCache) -> dict[str, list[Change]]:

@@ -2,6 +2,7 @@
 
     runs/
       dashboard.html                  the unified dashboard of every run
+      dashboard-<lineage>.html        a lineage-filtered dashboard ("active" or a run name)
       <name>/
         run.json                      the run record (record.py)
         configs/                      snapshot of the config files the run trained on
@@ -9,7 +10,8 @@
         final_model.zip               the model when training ended (same step as the last checkpoint)
         metrics.jsonl                 one line of training statistics per rollout
         tensorboard/                  TensorBoard logs
-        evaluations/<model>.json .md .gif   evaluation reports, named after the model file they evaluate
+        evaluations/<model>.<key>.json .md .gif   evaluation reports, named after the model file they evaluate
+                                        and the key of what they measured (older reports: <model>.json)
 
 Pure names and paths: nothing here reads or writes the disk.
 """
@@ -59,9 +61,13 @@ def checkpoint_step(path: str | os.PathLike[str]) -> int:
     return int(match.group(1))
 
 
-def dashboard_file(runs_root: str | os.PathLike[str]) -> Path:
-    """Where the unified dashboard of a runs folder is written by default."""
-    return Path(runs_root) / DASHBOARD_FILE
+def dashboard_file(runs_root: str | os.PathLike[str], lineage: str | None = None) -> Path:
+    """Where the unified dashboard of a runs folder is written by default; a lineage-filtered page
+    (`lineage` "active" or a run name) gets its own file, so a training run's refresh of the all-runs
+    page never overwrites it."""
+    if lineage is None:
+        return Path(runs_root) / DASHBOARD_FILE
+    return Path(runs_root) / f"{Path(DASHBOARD_FILE).stem}-{lineage}{Path(DASHBOARD_FILE).suffix}"
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,10 @@ class RunPaths:
         """The checkpoint file saved at global timestep `step`."""
         return self.checkpoints_dir / checkpoint_file_name(step)
 
-    def evaluation(self, model: str | os.PathLike[str], suffix: str = ".json") -> Path:
-        """The evaluation report of a model file (`.json`, `.md` or `.gif`), named after the model."""
-        return self.evaluations_dir / f"{Path(model).stem}{suffix}"
+    def evaluation(self, model: str | os.PathLike[str], key: str, suffix: str = ".json") -> Path:
+        """The evaluation report of a model file (`.json`, `.md` or `.gif`), named after the model and the
+        key of what it measured (`<model-stem>.<key>.json`), so a different measurement never replaces it."""
+        return self.evaluations_dir / f"{Path(model).stem}.{key}{suffix}"
 
     def comparison(self, model: str | os.PathLike[str], against: str, suffix: str = ".json") -> Path:
         """A sequential comparison of a model file with another policy (`.json` or `.md`); in a folder of its own,

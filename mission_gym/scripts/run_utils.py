@@ -1,7 +1,7 @@
 """Run utilities for Python sessions and the shell.
 
 from mission_gym.scripts.run_utils import generate_unified_dashboard
-generate_unified_dashboard(lineage_filter="active")                  # runs/dashboard.html
+generate_unified_dashboard(lineage_filter="active")                  # runs/dashboard-active.html
 
 mission-gym dashboard [--lineage active|RUN] [--runs-dir runs] [--output FILE]
 python -m mission_gym.scripts.run_utils [same options]
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mission_gym.dashboard import ACTIVE, generate_unified_dashboard
 from mission_gym.errors import MissionGymError
+from mission_gym.runs.layout import dashboard_file
 from mission_gym.scripts.cli_support import CommandParser, run_cli, runs_folder
 
 __all__ = ["generate_unified_dashboard", "main"]
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show only RUN's lineage tree ('{ACTIVE}': the most recently active run's); default: every run",
     )
     parser.add_argument("--runs-dir", default="runs", help="the runs folder (default: %(default)s)")
-    parser.add_argument("--output", help="where to write the page (default: <runs-dir>/dashboard.html)")
+    parser.add_argument("--output", help="where to write the page (default: <runs-dir>/dashboard.html, "
+                        "or <runs-dir>/dashboard-<lineage>.html with --lineage)")
     return parser
 
 
@@ -42,7 +44,9 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.output is not None and Path(args.output).is_dir():
         raise MissionGymError(f"--output {args.output}: is a folder; give the page's file name, "
                               f"e.g. {Path(args.output) / 'dashboard.html'}")
-    path = generate_unified_dashboard(runs_root, lineage_filter=args.lineage, output=args.output)
+    # An explicit output keeps the page from printing its path a second time (see generate_unified_dashboard).
+    output = args.output if args.output is not None else dashboard_file(runs_root, args.lineage)
+    path = generate_unified_dashboard(runs_root, lineage_filter=args.lineage, output=output)
     print(f"Dashboard written: {path.resolve().as_uri()}")
     return 0
 
