@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from runs_factory import make_broken_run, make_run
 
+from mission_gym.runs.index import INDEX_FILE
 from mission_gym.scripts import cleanup
 from mission_gym.scripts.cleanup import human_size, human_steps, main
 
@@ -41,11 +42,15 @@ def cli(*args: str, stdin=subprocess.DEVNULL, cwd: Path = REPO) -> subprocess.Co
 
 
 def _present(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir()}
+    return {p.name for p in root.iterdir() if p.name != INDEX_FILE}  # the index is a cache, not a run
+
+
+def _contents(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.name != INDEX_FILE)
 
 
 def test_dry_run_prints_plan_and_deletes_nothing(runs):
-    before = sorted(runs.rglob("*"))
+    before = _contents(runs)
     done = cli("--keep-active-lineage", "--dry-run", "--runs-dir", str(runs))
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -58,7 +63,7 @@ def test_dry_run_prints_plan_and_deletes_nothing(runs):
         assert f"  {name}" in out
     assert " kB " in out or " B " in out
     assert "Dry run: nothing was deleted." in out
-    assert sorted(runs.rglob("*")) == before
+    assert _contents(runs) == before
 
 
 def test_no_tty_without_yes_refuses_cleanly(runs):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from runs_factory import backdate, make_broken_run, make_run, update_record
 
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
+from mission_gym.runs.index import INDEX_FILE
 from mission_gym.runs.record import utc_now
 from mission_gym.runs.retention import (
     CleanupPlan,
@@ -62,11 +65,14 @@ def test_keep_active_lineage_keeps_siblings_and_sees_recordless_folders(runs):
 
 
 def test_planning_deletes_nothing(runs):
-    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    def contents() -> list[Path]:  # the record index beside the runs is a cache that planning may refresh
+        return sorted(p.relative_to(runs) for p in runs.rglob("*") if p.name != INDEX_FILE)
+
+    before = contents()
     plan_cleanup(runs, keep_active_lineage=True)
     plan_cleanup(runs, delete_failed=True)
     plan_retention(runs, RetentionPolicy(max_runs=1))
-    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+    assert contents() == before
 
 
 def test_keep_lineage_of_a_named_run(runs):
@@ -116,7 +122,7 @@ def test_apply_deletes_planned_folders_only(runs):
     plan = plan_cleanup(runs, keep_active_lineage=True)
     deleted = apply_cleanup(plan)
     assert set(deleted) == _names(plan)
-    assert sorted(p.name for p in runs.iterdir()) == ["main-a", "main-a1", "main-b", "main-root"]
+    assert sorted(p.name for p in runs.iterdir() if p.name != INDEX_FILE) == ["main-a", "main-a1", "main-b", "main-root"]
 
 
 def test_apply_rechecks_liveness_before_each_delete(runs):
@@ -187,7 +193,7 @@ def test_retention_failed_age_and_disk_limit(runs):
     aged = plan_retention(runs, RetentionPolicy(failed_run_max_age_hours=10, keep_active_lineage=False))
     assert _names(aged) == {"crashed", "ctrl-c", "no-record"}  # "died" stopped only 5.6 h ago
     assert all("older than 10 h" in item.reason for item in aged.delete)
-    total = sum(folder_size(p) for p in runs.iterdir())
+    total = sum(folder_size(p) for p in runs.iterdir() if p.name != INDEX_FILE)
     limit = RetentionPolicy(max_disk_gb=(total - 1) / 1e9, keep_active_lineage=True)
     by_disk = plan_retention(runs, limit)
     assert _names(by_disk) == {"old-child"}  # the oldest run nothing depends on
@@ -249,7 +255,7 @@ def test_a_parent_cycle_is_named_and_cleanup_deletes_what_it_says(tmp_path):
     assert plan.anchor == "other" and _names(plan) == {"a", "b", "child"}
     assert len(plan.problems) == 1 and "parent cycle a -> b -> a" in plan.problems[0]
     assert sorted(apply_cleanup(plan)) == ["a", "b", "child"], "every run the plan said it deletes is deleted"
-    assert sorted(p.name for p in root.iterdir()) == ["other"]
+    assert sorted(p.name for p in root.iterdir() if p.name != INDEX_FILE) == ["other"]
 
 
 def test_a_parent_cycle_kept_by_a_kept_child_is_kept_whole(tmp_path):

@@ -1,0 +1,78 @@
+"""A cache of validated run records kept beside the runs, so listing 10,000 runs re-reads only what changed.
+
+The index maps each run name to the key of its run.json (size, mtime_ns, inode) and the record validated
+from it. It is never the source of truth: a record is taken from the index only while its file's key is
+unchanged; otherwise run.json is read and validated again. A missing, unreadable or foreign index is
+ignored and rebuilt. It is a pickle of validated records (loading it skips validation, which is most of
+the listing cost); the runs folder is already trusted that far, as its checkpoints are pickles too.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+from mission_gym.runs.layout import RunPaths
+from mission_gym.runs.record import RunRecord, atomic_write_bytes, load_record
+
+INDEX_FILE = ".index.pickle"  # hidden: run listing skips names starting with "."
+_FORMAT = "mission-gym-run-index/1"
+
+FileKey = tuple[int, int, int]
+
+
+def file_key(path: Path) -> FileKey | None:
+    """What changes whenever run.json is replaced or rewritten; None when it cannot be stat'ed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _belongs(record: object, run_dir: Path) -> bool:
+    return isinstance(record, RunRecord) and record.run_name == run_dir.name
+
+
+class RecordIndex:
+    """Validated records of one runs root by run.json key; `load_record` is called only on a miss."""
+
+    def __init__(self, runs_root: str | os.PathLike[str]) -> None:
+        self.path = Path(runs_root) / INDEX_FILE
+        self._entries = self._read()
+        self._seen: dict[str, tuple[FileKey, RunRecord]] = {}
+        self._changed = False
+
+    def _read(self) -> dict[str, tuple[FileKey, RunRecord]]:
+        try:
+            with self.path.open("rb") as f:
+                data = pickle.load(f)
+        except Exception:  # missing, truncated or garbage: rebuilt from the run folders
+            return {}
+        if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("runs"), dict):
+            return {}
+        return data["runs"]
+
+    def record(self, run_dir: Path) -> RunRecord:
+        """The record of `run_dir`, from the index if its run.json is unchanged; raises as `load_record`."""
+        key = file_key(RunPaths(run_dir).record)
+        cached = self._entries.get(run_dir.name)
+        if key is not None and cached is not None and cached[0] == key and _belongs(cached[1], run_dir):
+            self._seen[run_dir.name] = cached
+            return cached[1]
+        record = load_record(run_dir)
+        self._changed = True
+        if key is not None and key == file_key(RunPaths(run_dir).record):  # not rewritten while we read it
+            self._seen[run_dir.name] = (key, record)
+        return record
+
+    def save(self) -> None:
+        """Write the records seen in this scan (dropping runs gone or broken) if anything changed."""
+        if not self._changed and self._seen.keys() == self._entries.keys():
+            return
+        data = pickle.dumps({"format": _FORMAT, "runs": self._seen}, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            atomic_write_bytes(self.path, data)
+        except OSError:  # a read-only runs folder still lists, only without the speed-up
+            pass
