@@ -8,6 +8,7 @@ import pickle
 import pytest
 from runs_factory import make_broken_run, make_run, update_record
 
+from mission_gym.dashboard import data as dashboard_data
 from mission_gym.runs import index as index_module
 from mission_gym.runs.index import INDEX_FILE
 from mission_gym.runs.lineage import list_runs, scan_runs
@@ -104,3 +105,14 @@ def test_broken_folder_and_symlink_are_still_reported(runs, tmp_path):
     assert folders["broken"].record is None and folders["broken"].problem
     assert folders["link"].is_symlink and folders["link"].record is None
     assert sorted(r.run_name for r in list_runs(runs)) == ["alpha", "beta", "gamma"]
+
+
+def test_a_fresh_dashboard_process_reads_records_from_the_index(runs, parses):
+    list_runs(runs)
+    parses.clear()
+    records, problems = dashboard_data.scan(runs, dashboard_data.RootCache())  # a new process has an empty cache
+    assert sorted(r.run_name for r in records) == ["alpha", "beta", "gamma"] and problems == []
+    assert parses == []
+    update_record(runs / "beta", status="failed")
+    records, _ = dashboard_data.scan(runs, dashboard_data.RootCache())
+    assert parses == ["beta"] and {r.run_name: r.status for r in records}["beta"] == "failed"

@@ -36,12 +36,14 @@ def _belongs(record: object, run_dir: Path) -> bool:
 
 
 class RecordIndex:
-    """Validated records of one runs root by run.json key; `load_record` is called only on a miss."""
+    """Validated records of one runs root by run.json key; `load_record` is called only on a miss.
+
+    The index file is read on the first lookup, so a caller with its own in-process cache pays nothing
+    while that cache answers."""
 
     def __init__(self, runs_root: str | os.PathLike[str]) -> None:
         self.path = Path(runs_root) / INDEX_FILE
-        self._entries = self._read()
-        self._seen: dict[str, tuple[FileKey, RunRecord]] = {}
+        self._entries: dict[str, tuple[FileKey, RunRecord]] | None = None
         self._changed = False
 
     def _read(self) -> dict[str, tuple[FileKey, RunRecord]]:
@@ -56,22 +58,28 @@ class RecordIndex:
 
     def record(self, run_dir: Path) -> RunRecord:
         """The record of `run_dir`, from the index if its run.json is unchanged; raises as `load_record`."""
+        if self._entries is None:
+            self._entries = self._read()
         key = file_key(RunPaths(run_dir).record)
         cached = self._entries.get(run_dir.name)
         if key is not None and cached is not None and cached[0] == key and _belongs(cached[1], run_dir):
-            self._seen[run_dir.name] = cached
             return cached[1]
-        record = load_record(run_dir)
         self._changed = True
+        self._entries.pop(run_dir.name, None)
+        record = load_record(run_dir)
         if key is not None and key == file_key(RunPaths(run_dir).record):  # not rewritten while we read it
-            self._seen[run_dir.name] = (key, record)
+            self._entries[run_dir.name] = (key, record)
         return record
 
-    def save(self) -> None:
-        """Write the records seen in this scan (dropping runs gone or broken) if anything changed."""
-        if not self._changed and self._seen.keys() == self._entries.keys():
+    def save(self, names: set[str]) -> None:
+        """Keep the entries of the run folders `names` (the ones present now) and write them if they changed."""
+        if self._entries is None:
             return
-        data = pickle.dumps({"format": _FORMAT, "runs": self._seen}, protocol=pickle.HIGHEST_PROTOCOL)
+        gone = self._entries.keys() - names
+        if not self._changed and not gone:
+            return
+        runs = {name: entry for name, entry in self._entries.items() if name in names}
+        data = pickle.dumps({"format": _FORMAT, "runs": runs}, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             atomic_write_bytes(self.path, data)
         except OSError:  # a read-only runs folder still lists, only without the speed-up

@@ -107,7 +107,7 @@ def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
             folders.append(read_run_folder(entry, index))
         except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
             continue
-    index.save()
+    index.save({entry.name for entry in entries})
     return folders
 
 
