@@ -1,0 +1,63 @@
+"""Time listing the runs (without and with the record index), planning a cleanup dry run, and the
+dashboard's first write in a fresh process, at 1,000 and 10,000 synthetic runs (one run.json each).
+
+    python benchmarks/runs_scale.py     # targets at 10,000 runs: warm listing <= 0.5 s, plan <= 2 s,
+                                        # dashboard first write <= 3 s
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_runs import make_runs  # noqa: E402
+
+from mission_gym.runs.index import INDEX_FILE  # noqa: E402
+from mission_gym.runs.lineage import list_runs  # noqa: E402
+from mission_gym.runs.retention import plan_cleanup  # noqa: E402
+
+WITH_METRICS = 100
+_FIRST_WRITE = """
+import sys, time
+from pathlib import Path
+from mission_gym.dashboard import generate_unified_dashboard
+start = time.perf_counter()
+generate_unified_dashboard(Path(sys.argv[1]))
+print(time.perf_counter() - start)
+"""
+
+
+def _seconds(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _dashboard_first_write(root: Path) -> float:
+    """Seconds to write the page in a new process (no in-process cache; the index is there)."""
+    done = subprocess.run([sys.executable, "-c", _FIRST_WRITE, str(root)], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    for count in (1_000, 10_000):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "runs"
+            make_runs(root, count, WITH_METRICS)
+            (root / INDEX_FILE).unlink(missing_ok=True)
+            cold = _seconds(lambda: list_runs(root))  # no index: every run.json read and validated
+            warm = _seconds(lambda: list_runs(root))  # the index answers for every unchanged record
+            plan = _seconds(lambda: plan_cleanup(root, keep_active_lineage=True))
+            page = _dashboard_first_write(root)
+            print(f"{count:>6,} runs: listing cold {cold:.2f} s, warm {warm:.2f} s; cleanup dry-run plan {plan:.2f} s; "
+                  f"dashboard first write (fresh process) {page:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
