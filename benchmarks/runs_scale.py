@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic_runs import make_runs  # noqa: E402
+from synthetic_runs import make_runs
 
-from mission_gym.runs.index import INDEX_FILE  # noqa: E402
-from mission_gym.runs.lineage import list_runs  # noqa: E402
-from mission_gym.runs.retention import plan_cleanup  # noqa: E402
+from mission_gym.runs.index import INDEX_FILE
+from mission_gym.runs.lineage import list_runs
+from mission_gym.runs.retention import plan_cleanup
 
 WITH_METRICS = 100
 _FIRST_WRITE = """
@@ -33,9 +33,9 @@ print(time.perf_counter() - start)
 """
 
 
-def _seconds(action: Callable[[], object]) -> float:
+def _seconds(action: Callable[[Path], object], root: Path) -> float:
     start = time.perf_counter()
-    action()
+    action(root)
     return time.perf_counter() - start
 
 
@@ -51,9 +51,9 @@ def main() -> None:
             root = Path(tmp) / "runs"
             make_runs(root, count, WITH_METRICS)
             (root / INDEX_FILE).unlink(missing_ok=True)
-            cold = _seconds(lambda: list_runs(root))  # no index: every run.json read and validated
-            warm = _seconds(lambda: list_runs(root))  # the index answers for every unchanged record
-            plan = _seconds(lambda: plan_cleanup(root, keep_active_lineage=True))
+            cold = _seconds(list_runs, root)  # no index: every run.json read and validated
+            warm = _seconds(list_runs, root)  # the index answers for every unchanged record
+            plan = _seconds(lambda r: plan_cleanup(r, keep_active_lineage=True), root)
             page = _dashboard_first_write(root)
             print(f"{count:>6,} runs: listing cold {cold:.2f} s, warm {warm:.2f} s; cleanup dry-run plan {plan:.2f} s; "
                   f"dashboard first write (fresh process) {page:.2f} s")  # fmt: skip

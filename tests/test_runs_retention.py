@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from runs_factory import backdate, make_broken_run, make_run, update_record
 
+from mission_gym.dashboard import data as dashboard_data
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
 from mission_gym.runs.index import INDEX_FILE
+from mission_gym.runs.lineage import scan_runs
 from mission_gym.runs.record import utc_now
 from mission_gym.runs.retention import (
     CleanupPlan,
@@ -289,3 +292,62 @@ def test_temp_files_left_by_a_kill_are_not_data_and_cleanup_sweeps_them(tmp_path
     assert not any(p.exists() for p in leftovers)
     assert (dead / "checkpoints" / "ppo_mission_100_steps.zip").exists()
     assert plan.skipped_live == ["live"] and in_flight.exists(), "a live run's write in progress is left alone"
+
+
+def _search_runs(root: Path, status: str = "finished") -> Path:
+    """base -> m0 -> m2 (the winner) and base -> m1 -> m3 (losers); `other` branched from m1 outside the search."""
+    make_run(root, "base", steps=(100,))
+    make_run(root, "m0", parent="base", steps=(200,))
+    make_run(root, "m1", parent="base", steps=(200,))
+    make_run(root, "m2", parent="m0", steps=(300,))
+    make_run(root, "m3", parent="m1", steps=(300,))
+    folder = root / "searches" / "s1"
+    folder.mkdir(parents=True)
+    members = [{"run_name": n, "round": 0, "member": 0} for n in ("m0", "m1", "m2", "m3")]
+    record = {"status": status, "members": members, "winner": "m2", "winner_lineage": ["base", "m0", "m2"]}
+    (folder / "search.json").write_text(json.dumps(record), encoding="utf-8")
+    return root
+
+
+def test_prune_search_deletes_losers_and_keeps_the_winners_ancestors(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    plan = plan_cleanup(root, prune_search="s1")
+    assert plan.mode == "prune-search" and _names(plan) == {"m1", "m3"}
+    assert {item.reason for item in plan.delete} == {"lost branch search s1 (winner m2)"}
+    assert "searches" in plan.ignored and "searches" not in plan.keep
+    assert sorted(apply_cleanup(plan)) == ["m1", "m3"]
+    assert (root / "searches" / "s1" / "search.json").is_file() and (root / "m2").is_dir()
+
+
+def test_prune_search_keeps_live_losers_and_losers_a_kept_run_branched_from(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    make_run(root, "other", parent="m1", steps=(400,))
+    update_record(root / "m3", status="running", heartbeat_at=utc_now())
+    plan = plan_cleanup(root, prune_search="s1")
+    assert _names(plan) == set() and plan.protected == ["m1"] and plan.skipped_live == ["m3"]
+
+
+@pytest.mark.parametrize("status", ["running"])
+def test_prune_search_refuses_an_unfinished_search(tmp_path, status):
+    root = _search_runs(tmp_path / "runs", status=status)
+    with pytest.raises(MissionGymError, match="--prune-search s1: the search is 'running', not finished"):
+        plan_cleanup(root, prune_search="s1")
+
+
+def test_prune_search_refuses_an_unknown_or_broken_search(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    with pytest.raises(MissionGymError, match=r"--prune-search nope: no search named 'nope' \(.*searches/nope/search.json"):
+        plan_cleanup(root, prune_search="nope")
+    (root / "searches" / "s1" / "search.json").write_text("{oops", encoding="utf-8")
+    with pytest.raises(MissionGymError, match="search.json is not readable as JSON"):
+        plan_cleanup(root, prune_search="s1")
+
+
+def test_the_searches_folder_is_not_a_run_folder(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    folders = {f.name: f for f in scan_runs(root)}
+    assert folders["searches"].foreign
+    assert "searches" not in _names(plan_cleanup(root, delete_failed=True))
+    assert "searches" not in _names(plan_retention(root, RetentionPolicy(max_runs=1)))
+    _, problems = dashboard_data.scan(root, dashboard_data.RootCache())
+    assert "searches" not in dict(problems)

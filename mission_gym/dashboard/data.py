@@ -23,7 +23,9 @@ from mission_gym.dashboard.fmt import finite
 from mission_gym.errors import MissionGymError, RunNameError
 from mission_gym.runs.index import FileKey, RecordIndex, file_key
 from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
-from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries, walk_forest
+from mission_gym.runs.lineage import (
+    TreeNode, active_run, is_foreign, lineage_forest, lineage_members, run_entries, walk_forest,
+)
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import RunRecord, load_record
 from mission_gym.runs.reports import latest_report_path, report_paths, report_rank
@@ -187,11 +189,19 @@ def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str,
             continue
         outcome = _cached_record(entry, cache, index)
         if isinstance(outcome, str):
-            problems.append((entry.name, outcome))
+            if not _foreign(entry):  # runs/searches and the like are no broken runs
+                problems.append((entry.name, outcome))
         else:
             records.append(outcome)
     index.save({entry.name for entry in entries})
     return records, problems
+
+
+def _foreign(folder: Path) -> bool:
+    try:
+        return is_foreign(list(folder.iterdir()))
+    except OSError:  # vanished meanwhile: reported as the problem it had
+        return False
 
 
 def _cached_record(run_dir: Path, cache: RootCache, index: RecordIndex) -> RunRecord | str:

@@ -50,7 +50,7 @@ class RecordIndex:
         try:
             with self.path.open("rb") as f:
                 data = pickle.load(f)
-        except Exception:  # missing, truncated or garbage: rebuilt from the run folders
+        except Exception:  # noqa: BLE001 - unpickling garbage can raise almost anything; rebuilt from the runs
             return {}
         if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("runs"), dict):
             return {}

@@ -78,8 +78,13 @@ def read_run_folder(path: Path, index: RecordIndex | None = None) -> RunFolder:
         record = index.record(path) if index is not None else load_record(path)
         return RunFolder(path.name, path, record, None, False, newest)
     except MissionGymError as exc:
-        foreign = bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
-        return RunFolder(path.name, path, None, str(exc), False, newest, foreign)
+        return RunFolder(path.name, path, None, str(exc), False, newest, is_foreign(entries))
+
+
+def is_foreign(entries: list[Path]) -> bool:
+    """A recordless folder with these entries is not a run at all (runs/searches, a user's notes): it has
+    content, none of it a run's layout."""
+    return bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
 
 
 def run_entries(runs_root: str | os.PathLike[str]) -> list[Path]:
