@@ -116,3 +116,14 @@ def test_a_fresh_dashboard_process_reads_records_from_the_index(runs, parses):
     update_record(runs / "beta", status="failed")
     records, _ = dashboard_data.scan(runs, dashboard_data.RootCache())
     assert parses == ["beta"] and {r.run_name: r.status for r in records}["beta"] == "failed"
+
+
+def test_an_index_rewritten_by_another_process_is_read_again(runs, parses):
+    list_runs(runs)  # this process now remembers the index it wrote
+    update_record(runs / "alpha", status="failed")
+    other = pickle.loads((runs / INDEX_FILE).read_bytes())
+    del other["runs"]["beta"]  # another process's index, written after alpha changed: beta missing
+    (runs / INDEX_FILE).write_bytes(pickle.dumps(other))
+    parses.clear()
+    by_name = {r.run_name: r for r in list_runs(runs)}
+    assert sorted(parses) == ["alpha", "beta"] and by_name["alpha"].status == "failed"

@@ -20,6 +20,20 @@ INDEX_FILE = ".index.pickle"  # hidden: run listing skips names starting with ".
 _FORMAT = "mission-gym-run-index/1"
 
 FileKey = tuple[int, int, int]
+Entries = dict[str, tuple[FileKey, RunRecord]]
+
+# The index last read or written by this process, per index file, with that file's key: a long-lived
+# process (the Dagster sensor, the dashboard server) skips unpickling while no one else rewrote it.
+_LAST: dict[Path, tuple[FileKey, Entries]] = {}
+_MAX_REMEMBERED = 4  # a process lists one or two runs roots; the cap only bounds memory in long test runs
+
+
+def _remember(path: Path, key: FileKey | None, entries: Entries) -> None:
+    _LAST.pop(path, None)
+    if key is not None:
+        _LAST[path] = (key, dict(entries))  # most recent last
+    while len(_LAST) > _MAX_REMEMBERED:
+        del _LAST[next(iter(_LAST))]
 
 
 def file_key(path: Path) -> FileKey | None:
@@ -43,10 +57,14 @@ class RecordIndex:
 
     def __init__(self, runs_root: str | os.PathLike[str]) -> None:
         self.path = Path(runs_root) / INDEX_FILE
-        self._entries: dict[str, tuple[FileKey, RunRecord]] | None = None
+        self._entries: Entries | None = None
         self._changed = False
 
-    def _read(self) -> dict[str, tuple[FileKey, RunRecord]]:
+    def _read(self) -> Entries:
+        key = file_key(self.path)
+        last = _LAST.get(self.path)
+        if key is not None and last is not None and last[0] == key:
+            return dict(last[1])
         try:
             with self.path.open("rb") as f:
                 data = pickle.load(f)
@@ -54,6 +72,7 @@ class RecordIndex:
             return {}
         if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("runs"), dict):
             return {}
+        _remember(self.path, key, data["runs"])
         return data["runs"]
 
     def record(self, run_dir: Path) -> RunRecord:
@@ -82,5 +101,6 @@ class RecordIndex:
         data = pickle.dumps({"format": _FORMAT, "runs": runs}, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             atomic_write_bytes(self.path, data)
+            _remember(self.path, file_key(self.path), runs)
         except OSError:  # a read-only runs folder still lists, only without the speed-up
             pass
