@@ -26,6 +26,7 @@ from test_training_support import REPO, TINY, call_main, make_workdir, record, r
 from mission_gym import cli
 from mission_gym.config import CONFIG_FILES, load_config
 from mission_gym.errors import ConfigError
+from mission_gym.runs.index import INDEX_FILE
 from mission_gym.runs.retention import RetentionPolicy
 from mission_gym.scripts import cleanup, evaluate, run_utils, train_ppo
 from mission_gym.spaces import space_signature
@@ -43,9 +44,10 @@ TRAIN = (*TINY, "--timesteps", "256", "--imitation-samples", "0", "--no-tensorbo
 
 # --------------------------------------------------------------------------------------------- helpers
 def tree_digest(root: Path) -> dict[str, str]:
-    """Every entry under `root`: file contents by SHA-256, symlinks by target, folders by name."""
+    """Every entry under `root`: file contents by SHA-256, symlinks by target, folders by name (not the
+    record index, a cache that any listing may refresh)."""
     digest: dict[str, str] = {}
-    for item in sorted(root.rglob("*")):
+    for item in sorted(p for p in root.rglob("*") if p.name != INDEX_FILE):
         rel = item.relative_to(root).as_posix()
         if item.is_symlink():
             digest[rel] = "link:" + os.readlink(item)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from runs_factory import make_broken_run, make_run
 
+from mission_gym.runs.index import INDEX_FILE
 from mission_gym.scripts import cleanup
 from mission_gym.scripts.cleanup import human_size, human_steps, main
 
@@ -41,11 +43,15 @@ def cli(*args: str, stdin=subprocess.DEVNULL, cwd: Path = REPO) -> subprocess.Co
 
 
 def _present(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir()}
+    return {p.name for p in root.iterdir() if p.name != INDEX_FILE}  # the index is a cache, not a run
+
+
+def _contents(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.name != INDEX_FILE)
 
 
 def test_dry_run_prints_plan_and_deletes_nothing(runs):
-    before = sorted(runs.rglob("*"))
+    before = _contents(runs)
     done = cli("--keep-active-lineage", "--dry-run", "--runs-dir", str(runs))
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -58,7 +64,7 @@ def test_dry_run_prints_plan_and_deletes_nothing(runs):
         assert f"  {name}" in out
     assert " kB " in out or " B " in out
     assert "Dry run: nothing was deleted." in out
-    assert sorted(runs.rglob("*")) == before
+    assert _contents(runs) == before
 
 
 def test_no_tty_without_yes_refuses_cleanly(runs):
@@ -105,6 +111,7 @@ def test_keep_lineage_by_name(runs):
     [
         ((), "choose exactly one cleanup mode"),
         (("--keep-lineage", "zen-comet"), "did you mean: zen-comet-20260122-012517"),
+        (("--prune-search", "nope"), "--prune-search nope: no search named 'nope'"),
     ],
 )
 def test_errors_exit_2_with_message(runs, args, message, capsys):
@@ -195,3 +202,20 @@ def test_tree_indents_grandchildren(tmp_path, capsys):
     assert main(["--keep-active-lineage", "--dry-run", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "\n  root (finished, 1.0k steps)\n  ↳ child (finished, 2.0k steps)\n    ↳ grandchild (" in out
+
+
+def test_prune_search_dry_run_lists_the_losers(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    make_run(runs, "base", steps=(100,))
+    for name in ("win", "lose"):
+        make_run(runs, name, parent="base", steps=(200,))
+    (runs / "searches" / "s").mkdir(parents=True)
+    members = [{"run_name": "win"}, {"run_name": "lose"}]
+    (runs / "searches" / "s" / "search.json").write_text(
+        json.dumps({"status": "finished", "members": members, "winner": "win", "winner_lineage": ["base", "win"]}))
+    assert main(["--prune-search", "s", "--dry-run", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "mode --prune-search" in out and "To delete: 1 run(s)" in out
+    assert "  lose " in out and "lost branch search s (winner win)" in out
+    assert "Left alone, not run folders: searches" in out
+    assert _present(runs) == {"base", "win", "lose", "searches"}

@@ -16,6 +16,7 @@ from pipelines_support import values
 from runs_factory import checkpoint_entry, make_broken_run, make_run, update_record
 
 from mission_gym.dashboard import generate_unified_dashboard
+from mission_gym.runs.index import INDEX_FILE
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.record import load_record
 from mission_gym_pipelines.cleanup import cleanup_runs
@@ -218,7 +219,7 @@ def test_retention_sensor_launches_the_cleanup_job_with_the_exact_plan(instance,
     metadata = _output_metadata(result)
     assert sorted(metadata["deleted_runs"]) == ["old-a", "old-b-child"] and metadata["freed_bytes"] > 0
     assert "| old-a |" in metadata["deleted"]
-    assert sorted(p.name for p in runs_root.iterdir()) == ["active", "active-child", "old-b"]
+    assert sorted(p.name for p in runs_root.iterdir() if p.name != INDEX_FILE) == ["active", "active-child", "old-b"]
     assert sorted(instance.get_dynamic_partitions(run_partitions.name)) == ["active", "active-child", "old-b"]
     assert isinstance(_sense(retention_sensor, instance, runs_root, retention_policy=str(policy)), dg.SkipReason)
 

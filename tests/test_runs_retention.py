@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from runs_factory import backdate, make_broken_run, make_run, update_record
 
+from mission_gym.dashboard import data as dashboard_data
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
+from mission_gym.runs.index import INDEX_FILE
+from mission_gym.runs.lineage import scan_runs
 from mission_gym.runs.record import utc_now
 from mission_gym.runs.retention import (
     CleanupPlan,
@@ -62,11 +68,14 @@ def test_keep_active_lineage_keeps_siblings_and_sees_recordless_folders(runs):
 
 
 def test_planning_deletes_nothing(runs):
-    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    def contents() -> list[Path]:  # the record index beside the runs is a cache that planning may refresh
+        return sorted(p.relative_to(runs) for p in runs.rglob("*") if p.name != INDEX_FILE)
+
+    before = contents()
     plan_cleanup(runs, keep_active_lineage=True)
     plan_cleanup(runs, delete_failed=True)
     plan_retention(runs, RetentionPolicy(max_runs=1))
-    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+    assert contents() == before
 
 
 def test_keep_lineage_of_a_named_run(runs):
@@ -116,7 +125,7 @@ def test_apply_deletes_planned_folders_only(runs):
     plan = plan_cleanup(runs, keep_active_lineage=True)
     deleted = apply_cleanup(plan)
     assert set(deleted) == _names(plan)
-    assert sorted(p.name for p in runs.iterdir()) == ["main-a", "main-a1", "main-b", "main-root"]
+    assert sorted(p.name for p in runs.iterdir() if p.name != INDEX_FILE) == ["main-a", "main-a1", "main-b", "main-root"]
 
 
 def test_apply_rechecks_liveness_before_each_delete(runs):
@@ -187,7 +196,7 @@ def test_retention_failed_age_and_disk_limit(runs):
     aged = plan_retention(runs, RetentionPolicy(failed_run_max_age_hours=10, keep_active_lineage=False))
     assert _names(aged) == {"crashed", "ctrl-c", "no-record"}  # "died" stopped only 5.6 h ago
     assert all("older than 10 h" in item.reason for item in aged.delete)
-    total = sum(folder_size(p) for p in runs.iterdir())
+    total = sum(folder_size(p) for p in runs.iterdir() if p.name != INDEX_FILE)
     limit = RetentionPolicy(max_disk_gb=(total - 1) / 1e9, keep_active_lineage=True)
     by_disk = plan_retention(runs, limit)
     assert _names(by_disk) == {"old-child"}  # the oldest run nothing depends on
@@ -249,7 +258,7 @@ def test_a_parent_cycle_is_named_and_cleanup_deletes_what_it_says(tmp_path):
     assert plan.anchor == "other" and _names(plan) == {"a", "b", "child"}
     assert len(plan.problems) == 1 and "parent cycle a -> b -> a" in plan.problems[0]
     assert sorted(apply_cleanup(plan)) == ["a", "b", "child"], "every run the plan said it deletes is deleted"
-    assert sorted(p.name for p in root.iterdir()) == ["other"]
+    assert sorted(p.name for p in root.iterdir() if p.name != INDEX_FILE) == ["other"]
 
 
 def test_a_parent_cycle_kept_by_a_kept_child_is_kept_whole(tmp_path):
@@ -283,3 +292,62 @@ def test_temp_files_left_by_a_kill_are_not_data_and_cleanup_sweeps_them(tmp_path
     assert not any(p.exists() for p in leftovers)
     assert (dead / "checkpoints" / "ppo_mission_100_steps.zip").exists()
     assert plan.skipped_live == ["live"] and in_flight.exists(), "a live run's write in progress is left alone"
+
+
+def _search_runs(root: Path, status: str = "finished") -> Path:
+    """base -> m0 -> m2 (the winner) and base -> m1 -> m3 (losers); `other` branched from m1 outside the search."""
+    make_run(root, "base", steps=(100,))
+    make_run(root, "m0", parent="base", steps=(200,))
+    make_run(root, "m1", parent="base", steps=(200,))
+    make_run(root, "m2", parent="m0", steps=(300,))
+    make_run(root, "m3", parent="m1", steps=(300,))
+    folder = root / "searches" / "s1"
+    folder.mkdir(parents=True)
+    members = [{"run_name": n, "round": 0, "member": 0} for n in ("m0", "m1", "m2", "m3")]
+    record = {"status": status, "members": members, "winner": "m2", "winner_lineage": ["base", "m0", "m2"]}
+    (folder / "search.json").write_text(json.dumps(record), encoding="utf-8")
+    return root
+
+
+def test_prune_search_deletes_losers_and_keeps_the_winners_ancestors(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    plan = plan_cleanup(root, prune_search="s1")
+    assert plan.mode == "prune-search" and _names(plan) == {"m1", "m3"}
+    assert {item.reason for item in plan.delete} == {"lost branch search s1 (winner m2)"}
+    assert "searches" in plan.ignored and "searches" not in plan.keep
+    assert sorted(apply_cleanup(plan)) == ["m1", "m3"]
+    assert (root / "searches" / "s1" / "search.json").is_file() and (root / "m2").is_dir()
+
+
+def test_prune_search_keeps_live_losers_and_losers_a_kept_run_branched_from(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    make_run(root, "other", parent="m1", steps=(400,))
+    update_record(root / "m3", status="running", heartbeat_at=utc_now())
+    plan = plan_cleanup(root, prune_search="s1")
+    assert _names(plan) == set() and plan.protected == ["m1"] and plan.skipped_live == ["m3"]
+
+
+@pytest.mark.parametrize("status", ["running"])
+def test_prune_search_refuses_an_unfinished_search(tmp_path, status):
+    root = _search_runs(tmp_path / "runs", status=status)
+    with pytest.raises(MissionGymError, match="--prune-search s1: the search is 'running', not finished"):
+        plan_cleanup(root, prune_search="s1")
+
+
+def test_prune_search_refuses_an_unknown_or_broken_search(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    with pytest.raises(MissionGymError, match=r"--prune-search nope: no search named 'nope' \(.*searches/nope/search.json"):
+        plan_cleanup(root, prune_search="nope")
+    (root / "searches" / "s1" / "search.json").write_text("{oops", encoding="utf-8")
+    with pytest.raises(MissionGymError, match="search.json is not readable as JSON"):
+        plan_cleanup(root, prune_search="s1")
+
+
+def test_the_searches_folder_is_not_a_run_folder(tmp_path):
+    root = _search_runs(tmp_path / "runs")
+    folders = {f.name: f for f in scan_runs(root)}
+    assert folders["searches"].foreign
+    assert "searches" not in _names(plan_cleanup(root, delete_failed=True))
+    assert "searches" not in _names(plan_retention(root, RetentionPolicy(max_runs=1)))
+    _, problems = dashboard_data.scan(root, dashboard_data.RootCache())
+    assert "searches" not in dict(problems)

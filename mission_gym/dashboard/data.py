@@ -21,8 +21,11 @@ import numpy as np
 
 from mission_gym.dashboard.fmt import finite
 from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.index import FileKey, RecordIndex, file_key
 from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
-from mission_gym.runs.lineage import TreeNode, active_run, lineage_forest, lineage_members, run_entries, walk_forest
+from mission_gym.runs.lineage import (
+    TreeNode, active_run, is_foreign, lineage_forest, lineage_members, run_entries, walk_forest,
+)
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import RunRecord, load_record
 from mission_gym.runs.reports import latest_report_path, report_paths, report_rank
@@ -34,16 +37,6 @@ ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's 
 _MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only bounds memory in long test runs
 
 T = TypeVar("T")
-FileKey = tuple[int, int, int]  # (size, mtime_ns, inode): os.replace gives a new inode even at equal size/time
-
-
-def file_key(path: Path) -> FileKey | None:
-    """Identity of a file's current content, or None when it does not exist (or vanished meanwhile)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 @dataclass
@@ -184,21 +177,34 @@ def root_cache(root: Path) -> RootCache:
 
 
 def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str, str]]]:
-    """Valid run records, and (folder, problem) for run folders without one (shown, never hidden)."""
+    """Valid run records, and (folder, problem) for run folders without one (shown, never hidden).
+
+    A record this process has not read yet comes from the runs root's RecordIndex, so a fresh process
+    re-reads only the run.json files changed since the last listing by anyone."""
     records, problems = [], []
-    for entry in run_entries(root):
+    entries, index = run_entries(root), RecordIndex(root)
+    for entry in entries:
         if entry.is_symlink():
             problems.append((entry.name, "symbolic link (not followed)"))
             continue
-        outcome = _cached_record(entry, cache)
+        outcome = _cached_record(entry, cache, index)
         if isinstance(outcome, str):
-            problems.append((entry.name, outcome))
+            if not _foreign(entry):  # runs/searches and the like are no broken runs
+                problems.append((entry.name, outcome))
         else:
             records.append(outcome)
+    index.save({entry.name for entry in entries})
     return records, problems
 
 
-def _cached_record(run_dir: Path, cache: RootCache) -> RunRecord | str:
+def _foreign(folder: Path) -> bool:
+    try:
+        return is_foreign(list(folder.iterdir()))
+    except OSError:  # vanished meanwhile: reported as the problem it had
+        return False
+
+
+def _cached_record(run_dir: Path, cache: RootCache, index: RecordIndex) -> RunRecord | str:
     """The run's record (or why it has none), parsed again only when run.json changed."""
     path = RunPaths(run_dir).record
     key = file_key(path)
@@ -208,7 +214,9 @@ def _cached_record(run_dir: Path, cache: RootCache) -> RunRecord | str:
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        outcome: RunRecord | str = load_record(run_dir)
+        # The shared index only for runs this process never read: a live run's heartbeat must not make
+        # every refresh unpickle (and rewrite) the whole index.
+        outcome: RunRecord | str = index.record(run_dir) if cached is None else load_record(run_dir)
     except MissionGymError as exc:
         outcome = str(exc)
     cache.records[path] = (key, outcome)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mission_gym.errors import MissionGymError, RunNameError
+from mission_gym.runs.index import RecordIndex
 from mission_gym.runs.layout import RUN_MARKERS
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import CLOCK_SKEW_S, LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
@@ -65,18 +66,25 @@ def _newest_mtime(folder: Path, entries: list[Path]) -> dt.datetime:
     return max(times)
 
 
-def read_run_folder(path: Path) -> RunFolder:
-    """Describe one entry of the runs root without following it if it is a symbolic link."""
+def read_run_folder(path: Path, index: RecordIndex | None = None) -> RunFolder:
+    """Describe one entry of the runs root without following it if it is a symbolic link; `index` (of the
+    runs root) supplies the record when its run.json is unchanged."""
     if path.is_symlink():
         problem = f"symbolic link to {os.readlink(path)} (not followed)"
         return RunFolder(path.name, path, None, problem, True, _mtime(path))
     entries = list(path.iterdir())
     newest = _newest_mtime(path, entries)
     try:
-        return RunFolder(path.name, path, load_record(path), None, False, newest)
+        record = index.record(path) if index is not None else load_record(path)
+        return RunFolder(path.name, path, record, None, False, newest)
     except MissionGymError as exc:
-        foreign = bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
-        return RunFolder(path.name, path, None, str(exc), False, newest, foreign)
+        return RunFolder(path.name, path, None, str(exc), False, newest, is_foreign(entries))
+
+
+def is_foreign(entries: list[Path]) -> bool:
+    """A recordless folder with these entries is not a run at all (runs/searches, a user's notes): it has
+    content, none of it a run's layout."""
+    return bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
 
 
 def run_entries(runs_root: str | os.PathLike[str]) -> list[Path]:
@@ -92,13 +100,19 @@ def run_entries(runs_root: str | os.PathLike[str]) -> list[Path]:
 
 
 def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
-    """Every run folder of the runs root, valid or not (a missing runs root has none)."""
-    folders = []
-    for entry in run_entries(runs_root):
+    """Every run folder of the runs root, valid or not (a missing runs root has none).
+
+    Unchanged records come from the runs root's RecordIndex, which this scan then brings up to date."""
+    entries = run_entries(runs_root)
+    if not entries:
+        return []
+    index, folders = RecordIndex(runs_root), []
+    for entry in entries:
         try:
-            folders.append(read_run_folder(entry))
+            folders.append(read_run_folder(entry, index))
         except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
             continue
+    index.save({entry.name for entry in entries})
     return folders
 
 

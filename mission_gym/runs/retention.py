@@ -24,16 +24,21 @@ from mission_gym.runs.checkpoints import TEMP_FILE_PATTERN, model_files, sweep_t
 from mission_gym.runs.lineage import (
     RunFolder, active_run, describe_cycle, lineage_members, parent_cycles, parent_names, read_run_folder, scan_runs,
 )
-from mission_gym.runs.naming import unknown_run_message
-from mission_gym.runs.record import utc_now
+from mission_gym.runs.naming import unknown_run_message, validate_name
+from mission_gym.runs.record import read_json, utc_now
 
-CleanupMode = Literal["keep-active-lineage", "keep-lineage", "delete-failed", "retention"]
+CleanupMode = Literal["keep-active-lineage", "keep-lineage", "delete-failed", "prune-search", "retention"]
 
 MODES_HELP = (
     "choose exactly one cleanup mode: --keep-active-lineage (keep the most recently active run's whole "
     "lineage, delete every other run), --keep-lineage RUN (keep RUN's whole lineage, delete every other "
-    "run) or --delete-failed (delete only failed, interrupted or dead runs that saved no checkpoint)"
+    "run), --delete-failed (delete only failed, interrupted or dead runs that saved no checkpoint) or "
+    "--prune-search NAME (delete the member runs of finished branch search NAME that are not ancestors of its "
+    "winner)"
 )
+# Where mission_gym.search keeps a search's record (runs/searches/<name>/search.json); read here, never
+# imported from there: the runs layer sits below the search in the data flow.
+_SEARCHES_DIR, _SEARCH_RECORD_FILE = "searches", "search.json"
 _BYTES_PER_GB = 1e9
 
 
@@ -95,14 +100,17 @@ def plan_cleanup(
     keep_active_lineage: bool = False,
     keep_lineage: str | None = None,
     delete_failed: bool = False,
+    prune_search: str | None = None,
     now: dt.datetime | None = None,
 ) -> CleanupPlan:
     """Plan one cleanup mode (exactly one must be chosen; there is no 'delete everything' default)."""
-    chosen = [keep_active_lineage, keep_lineage is not None, delete_failed]
+    chosen = [keep_active_lineage, keep_lineage is not None, delete_failed, prune_search is not None]
     if sum(chosen) != 1:
         raise MissionGymError(MODES_HELP)
     now = now or utc_now()
     folders = _scan_existing(runs_root)
+    if prune_search is not None:
+        return _finish_plan("prune-search", runs_root, folders, _search_losers(folders, runs_root, prune_search), now)
     if delete_failed:
         doomed = {f.name: reason for f in folders if (reason := _failed_reason(f, now))}
         return _finish_plan("delete-failed", runs_root, folders, doomed, now)
@@ -169,6 +177,44 @@ def _lineage_of(folders: list[RunFolder], anchor: str, runs_root: str | os.PathL
     if by_name[anchor].record is None:
         raise RunNameError(f"run {anchor} has no lineage to keep: {by_name[anchor].problem}")
     return lineage_members((f.record for f in folders if f.record), anchor)
+
+
+class _SearchMember(BaseModel):
+    run_name: str
+
+
+class _SearchOutcome(BaseModel):
+    """The part of a branch search's search.json that pruning needs (mission_gym.search.SearchRecord)."""
+
+    status: str
+    members: list[_SearchMember] = []
+    winner: str | None = None
+
+
+def _search_losers(folders: list[RunFolder], runs_root: str | os.PathLike[str], name: str) -> dict[str, str]:
+    """The member runs of finished search `name` that are neither its winner nor one of the winner's ancestors."""
+    path = Path(runs_root, _SEARCHES_DIR, validate_name(name, "--prune-search name"), _SEARCH_RECORD_FILE)
+    if not path.is_file():
+        raise MissionGymError(f"--prune-search {name}: no search named {name!r} ({path} does not exist)")
+    try:
+        outcome = _SearchOutcome.model_validate(read_json(path))
+    except ValidationError as exc:
+        raise MissionGymError(f"--prune-search {name}: {path} is not a valid search record: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise MissionGymError(f"--prune-search {name}: {path} is not readable as JSON ({exc})") from None
+    if outcome.status != "finished" or outcome.winner is None:
+        raise MissionGymError(
+            f"--prune-search {name}: the search is {outcome.status!r}, not finished ({path}); pruning it now "
+            "could delete the run that would win. Let it finish (run the search again to resume it) first."
+        )
+    parents = {f.name: parent_names(f.record) for f in folders if f.record}
+    keep, frontier = set(), {outcome.winner}
+    while frontier:
+        keep |= frontier
+        frontier = {p for n in frontier for p in parents.get(n, set())} - keep
+    present = {f.name for f in folders}
+    reason = f"lost branch search {name} (winner {outcome.winner})"
+    return {m.run_name: reason for m in outcome.members if m.run_name not in keep and m.run_name in present}
 
 
 def _failed_reason(folder: RunFolder, now: dt.datetime) -> str | None:

@@ -1,4 +1,5 @@
-"""Delete old run folders: `python cleanup_runs.py --keep-active-lineage [--dry-run] [--yes]`.
+"""Delete old run folders: `python cleanup_runs.py --keep-active-lineage [--dry-run] [--yes]`
+(or --keep-lineage RUN, --delete-failed, --prune-search NAME).
 
 The plan comes from mission_gym.runs.retention (shared with the Dagster retention sensor); this module
 only parses arguments, prints the plan and asks before deleting.
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete only failed, interrupted or dead runs that saved no checkpoint",
     )
+    mode.add_argument(
+        "--prune-search",
+        metavar="NAME",
+        help="delete the member runs of the finished branch search NAME (runs/searches/NAME) that are not "
+        "ancestors of its winner",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     parser.add_argument("--runs-dir", default="runs", help="the runs folder (default: %(default)s)")
@@ -52,6 +59,7 @@ def _cleanup(args: argparse.Namespace) -> int:
         keep_active_lineage=args.keep_active_lineage,
         keep_lineage=args.keep_lineage,
         delete_failed=args.delete_failed,
+        prune_search=args.prune_search,
     )
     print("\n".join(describe_plan(plan)))
     if args.dry_run:
