@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune-search",
         metavar="NAME",
         help="delete the member runs of the finished branch search NAME (runs/searches/NAME) that are not "
-        "ancestors of its winner",
+        "ancestors of its winner (default: none; one cleanup mode is required)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
