@@ -17,7 +17,7 @@ from mission_gym.runs.lineage import scan_runs
 from mission_gym.runs.record import RunRecord
 from mission_gym.runs.reports import latest_evaluation
 from mission_gym.runs.retention import RetentionPolicy, plan_retention
-from mission_gym_pipelines.assets import dashboard, lineage_view
+from mission_gym_pipelines.assets import dashboard, evaluation_report, lineage_view
 from mission_gym_pipelines.cleanup import CleanupConfig, cleanup_runs, delete_planned_runs
 from mission_gym_pipelines.events import (
     CHECKPOINT,
@@ -124,4 +124,15 @@ views_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Rebuilds the dashboard and the lineage view after new checkpoints or evaluations.",
+)
+
+
+# Evaluates a new checkpoint when it is reported (evaluation_report's eager condition), not at the next
+# schedule tick; the "evaluation" pool bounds how many evaluations run at once.
+evaluation_sensor = dg.AutomationConditionSensorDefinition(
+    "evaluation_sensor",
+    target=[evaluation_report],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates each run's checkpoint once it is materialized: one evaluation per run at a time.",
 )

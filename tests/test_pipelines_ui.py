@@ -1,6 +1,7 @@
 """The real UI: `dagster dev` with workspace.yaml and dagster_home/dagster.yaml on 127.0.0.1, driven through
-its GraphQL API the way the launchpad does: train two runs (the second waits for the GPU pool), branch one,
-read the partitions and the lineage metadata back, stop the server by its PID."""
+its GraphQL API along the README's click-path: Assets -> checkpoint -> Materialize -> add a partition (the
+run's name) -> launchpad config -> Launch. Two trainings (the second waits for the GPU pool), a branch of
+one, the refusal of an existing run, the partitions, progress and lineage read back; stopped by its PID."""
 
 import time
 from pathlib import Path
@@ -10,9 +11,14 @@ import pytest
 from dagster_server import REPO_ROOT, DagsterServer, running_dagster
 from pipelines_support import REPO_CONFIGS, TINY_TRAINING
 
-from mission_gym_pipelines.reported import TRAINING_RUN_TAG
-from mission_gym_pipelines.training import ensure_gpu_pool
+from mission_gym_pipelines.pools import ensure_pools
 
+REPOSITORY = {"repositoryLocationName": "mission_gym", "repositoryName": "__repository__"}
+ADD_PARTITION = """
+mutation($repo: RepositorySelector!, $key: String!) {
+  addDynamicPartition(repositorySelector: $repo, partitionsDefName: "runs", partitionKey: $key) {
+    __typename ... on PythonError { message } } }
+"""
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename
@@ -26,21 +32,36 @@ query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime
 CHECKPOINT = """
 query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]}) { ... on AssetNode {
   partitionKeysByDimension { partitionKeys }
-  assetMaterializations(partitions: $partitions) { partition metadataEntries {
-    label ... on UrlMetadataEntry { url } ... on IntMetadataEntry { intValue } } }
-  assetObservations(partitions: $partitions) { partition metadataEntries {
-    label ... on UrlMetadataEntry { url } } } } } }
+  assetMaterializations(partitions: $partitions) { partition runId metadataEntries {
+    label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } }
+  assetObservations(partitions: $partitions) { partition runId metadataEntries {
+    label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } } } } }
+"""
+LOGS = """
+query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+  __typename ... on MessageEvent { message } ... on ExecutionStepFailureEvent { error { message } } } } } }
 """
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def _launch(server: DagsterServer, **config: Any) -> str:
-    params = {"selector": {"repositoryLocationName": "mission_gym", "repositoryName": "__repository__",
-                           "jobName": "train_run"},
-              "runConfigData": {"ops": {"train_new_run": {"config": {**TINY_TRAINING, **config}}}}}
+def _materialize(server: DagsterServer, run_name: str, *, add: bool = True, **config: Any) -> str:
+    """Assets -> checkpoint -> Materialize -> (add partition `run_name`) -> launchpad config -> Launch."""
+    if add:
+        added = server.graphql(ADD_PARTITION, {"repo": REPOSITORY, "key": run_name})["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+    params = {"selector": {**REPOSITORY, "jobName": "__ASSET_JOB", "assetSelection": [{"path": ["checkpoint"]}],
+                           "assetCheckSelection": [{"assetKey": {"path": ["checkpoint"]},
+                                                    "name": "parent_checkpoint_intact"}]},
+              "runConfigData": {"ops": {"checkpoint": {"config": {**TINY_TRAINING, **config}}}},
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": run_name}]}}
     result = server.graphql(LAUNCH, {"params": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
+
+
+def _messages(server: DagsterServer, run_id: str) -> list[str]:
+    events = server.graphql(LOGS, {"id": run_id})["logsForRun"]["events"]
+    return [e.get("message") or "" for e in events] + [e["error"]["message"] for e in events if e.get("error")]
 
 
 def _run(server: DagsterServer, run_id: str) -> dict[str, Any]:
@@ -59,32 +80,46 @@ def _wait(server: DagsterServer, run_ids: list[str], timeout_s: float = 240) -> 
     raise TimeoutError(f"runs {run_ids} unfinished after {timeout_s} s:\n{server.log_tail()}")
 
 
-def _urls(entries: list[dict[str, Any]]) -> dict[str, str]:
-    return {entry["label"]: entry["url"] for entry in entries if "url" in entry}
+def _entries(event: dict[str, Any]) -> dict[str, Any]:
+    return {e["label"]: e.get("mdStr", e.get("intValue")) for e in event["metadataEntries"]}
 
 
 @pytest.mark.slow
-def test_train_and_branch_from_the_ui(tmp_path: Path):
+def test_the_readme_click_path_trains_branches_and_refuses_an_existing_run(tmp_path: Path):
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
-    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_gpu_pool) as server:
-        first, second = _wait(server, [_launch(server, run_name="ui-first"), _launch(server, run_name="ui-second")])
+    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
+        first, second = _wait(server, [_materialize(server, "ui-first"), _materialize(server, "ui-second")])
         assert first["status"] == second["status"] == "SUCCESS", server.log_tail()
         # The "gpu" pool let one training run start only after the other ended.
         earlier, later = sorted([first, second], key=lambda run: run["startTime"])
         assert later["startTime"] >= earlier["endTime"]
-        parent = first["tags"][TRAINING_RUN_TAG]
 
-        branch_id = _launch(server, parent_checkpoint=parent, branch_name="ui-branch")
-        [branch_run] = _wait(server, [branch_id])
-        assert branch_run["status"] == "SUCCESS", server.log_tail()
-        branch = branch_run["tags"][TRAINING_RUN_TAG]
+        [branch] = _wait(server, [branch_id := _materialize(server, "ui-branch", parent_checkpoint="ui-first")])
+        assert branch["status"] == "SUCCESS", server.log_tail()
+        assert any(m.startswith("progress step=768 ") for m in _messages(server, branch_id))
 
-        node = server.graphql(CHECKPOINT, {"partitions": [branch, parent]})["assetNodeOrError"]
-        assert {parent, branch} <= set(node["partitionKeysByDimension"][0]["partitionKeys"])
-        [child_materialization] = [m for m in node["assetMaterializations"] if m["partition"] == branch]
-        assert _urls(child_materialization["metadataEntries"])["parent_run"] == (
-            f"/assets/checkpoint?view=partitions&partition={parent}")
-        [backlink] = [o for o in node["assetObservations"] if o["partition"] == parent]
-        assert _urls(backlink["metadataEntries"])["child_run"].endswith(f"partition={branch}")
-        assert (runs_root / branch / "run.json").is_file()
+        node = server.graphql(CHECKPOINT, {"partitions": ["ui-branch", "ui-first"]})["assetNodeOrError"]
+        assert {"ui-first", "ui-second", "ui-branch"} <= set(node["partitionKeysByDimension"][0]["partitionKeys"])
+        [child] = [m for m in node["assetMaterializations"] if m["partition"] == "ui-branch"]
+        assert _entries(child)["parent_run"] == "[ui-first](/assets/checkpoint?view=partitions&partition=ui-first)"
+        assert _entries(child)["step"] == 1024  # the parent's 512 steps, continued
+        parent_events = [_entries(o) for o in node["assetObservations"] if o["partition"] == "ui-first"]
+        assert "[ui-branch](/assets/checkpoint?view=partitions&partition=ui-branch)" in [
+            e.get("child_run") for e in parent_events]
+        assert sorted(e["step"] for e in parent_events if "step" in e) == [256, 512]  # seen while it trained
+        assert (runs_root / "ui-branch" / "run.json").is_file()
+
+        # Materializing an existing run again is refused, and says how to continue it instead.
+        before = _trained_files(runs_root / "ui-first")
+        [again] = _wait(server, [again_id := _materialize(server, "ui-first", add=False)])
+        assert again["status"] == "FAILURE"
+        assert any("Run ui-first already exists" in m and "parent_checkpoint: ui-first" in m
+                   for m in _messages(server, again_id))
+        assert _trained_files(runs_root / "ui-first") == before
+
+
+def _trained_files(run_dir: Path) -> dict[str, int]:
+    """What training wrote (evaluations/ may grow meanwhile: the evaluation sensor evaluates new checkpoints)."""
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.rglob("*")
+            if p.is_file() and "evaluations" not in p.parts}
