@@ -283,10 +283,18 @@ def first_sight_events(runs_root: Path, record: RunRecord, records: list[RunReco
     return events + ([backlink] if backlink else [])
 
 
-def checkpoint_event(runs_root: Path, record: RunRecord, records: list[RunRecord]) -> dg.AssetMaterialization | None:
-    """The materialization of the run's latest checkpoint (None before it saved one)."""
+def checkpoint_event(runs_root: Path, record: RunRecord,
+                     records: list[RunRecord]) -> dg.AssetMaterialization | dg.AssetObservation | None:
+    """The run's latest checkpoint as an event (None before it saved one).
+
+    A materialization while the run trains or once it finished; an observation when it stopped without
+    finishing (interrupted, failed, diverged), so its partition never looks like a finished run's.
+    """
     metadata = checkpoint_metadata(runs_root, record, records)
     if metadata is None:
         return None
-    return dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
-                                   description=status_line(record))
+    if record.status in ("running", "finished"):
+        return dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                                       description=status_line(record))
+    return dg.AssetObservation(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                               description=status_line(record))

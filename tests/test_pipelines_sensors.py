@@ -259,3 +259,15 @@ def test_cleanup_job_spares_the_lineage_that_became_active_after_planning(instan
     make_run(runs_root, "old-b-revived", parent="old-b", steps=[3000], heartbeat_age_s=1)  # the newest activity
     metadata = _output_metadata(_cleanup(instance, runs_root, request.run_config))
     assert metadata["deleted_runs"] == ["old-a"] and metadata["skipped_runs"] == ["old-b-child"]
+
+
+def test_a_run_that_stopped_without_finishing_is_observed_not_materialized(instance, tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "cut-20260101-000000", status="interrupted", steps=[1000, 1500])
+    result = _sense(run_folder_sensor, instance, root)
+    assert not _events(result, CHECKPOINT)  # no materialization: the partition must not look finished
+    stopped = _events(result, CHECKPOINT, dg.AssetObservation)["cut-20260101-000000"]
+    assert values(stopped)["status"] == "interrupted" and values(stopped)["step"] == 1500
+    assert stopped.description.startswith("NOT FINISHED: INTERRUPTED")
+    _apply(instance, result)
+    assert isinstance(_sense(run_folder_sensor, instance, root), dg.SkipReason)  # reported once
