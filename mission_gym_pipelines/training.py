@@ -23,7 +23,7 @@ from pydantic import Field
 
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.naming import MAX_RUN_NAME_LEN, validate_name
-from mission_gym.runs.record import RunRecord
+from mission_gym.runs.record import RunRecord, load_record
 from mission_gym.training import PPOHyperparameters, RunPlan, TrainSettings, plan_run, train
 from mission_gym_pipelines.assets import GROUP, recorded_checkpoint
 from mission_gym_pipelines.events import (
@@ -31,6 +31,7 @@ from mission_gym_pipelines.events import (
     CONFIG_SNAPSHOT,
     checkpoint_metadata,
     first_sight_events,
+    latest_model,
     run_link,
     status_line,
 )
@@ -40,6 +41,9 @@ from mission_gym_pipelines.pools import GPU_K8S_TAGS, GPU_POOL
 from mission_gym_pipelines.progress import DagsterProgress
 from mission_gym_pipelines.reported import TRAINING_RUN_TAG
 from mission_gym_pipelines.resources import RunsRoot
+
+# Set by Dagster's run-retry daemon on each automatic retry (dagster.yaml run_retries): 1, 2, ...
+RETRY_NUMBER_TAG = "dagster/retry_number"
 
 def _setting(name: str) -> Any:
     """A launchpad field with TrainSettings' own default and description (one source for both)."""
@@ -84,15 +88,15 @@ class _TrainingFields(dg.Config):
     max_grad_norm: float | None = _ppo("max_grad_norm")
     net_arch: list[int] | None = _ppo("net_arch")
 
-    def to_settings(self, runs: RunsRoot, **names: str | None) -> TrainSettings:
+    def to_settings(self, runs: RunsRoot, **overrides: Any) -> TrainSettings:
         """The library's settings; only the PPO values given explicitly are passed (the rest inherit).
 
-        `names` (run_name / branch_name) override this config's own; fields TrainSettings lacks stay here.
+        `overrides` (run_name, branch_name, ...) replace this config's values; fields TrainSettings lacks stay here.
         """
         values = {k: v for k, v in self.model_dump().items() if k in TrainSettings.model_fields}
         hyperparameters = {name: getattr(self, name) for name in PPOHyperparameters.model_fields}
         return TrainSettings(
-            **{**values, **names},
+            **{**values, **overrides},
             hyperparameters={k: v for k, v in hyperparameters.items() if v is not None},
             config_dir=runs.config_dir,
             runs_root=runs.runs_root,
@@ -199,13 +203,69 @@ def _train_partition(context: dg.OpExecutionContext, config: TrainingConfig, run
             raise dg.Failure(description=f"rerecord: true, but run {run_name} has no folder in {runs.path}; "
                              "launch without rerecord to train it.", allow_retries=False)
         return recorded_checkpoint(runs, run_name)
-    # The partition key names the folder; recorded as the branch name of a branch, as the CLI does.
-    names = {"branch_name": run_name} if config.parent_checkpoint else {"run_name": run_name}
-    record = train_planned(context, plan_training(config.to_settings(runs, **names), run_name))
+    stopped = _preempted_run(context, runs, run_name)
+    if stopped is not None:
+        return _resume(context, config, runs, stopped)
+    record = train_planned(context, plan_training(config.to_settings(runs, **_names(config, run_name)), run_name))
     metadata = report_new_run(context, runs, record, with_check=False)
     if metadata is None:
         raise dg.Failure(description=f"Run {run_name} finished without a checkpoint on disk.")
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _names(config: _TrainingFields, run_name: str) -> dict[str, str]:
+    """The partition key names the folder; it is recorded as the branch name of a branch, as the CLI does."""
+    return {"branch_name": run_name} if config.parent_checkpoint else {"run_name": run_name}
+
+
+def _preempted_run(context: dg.OpExecutionContext, runs: RunsRoot, run_name: str) -> RunRecord | None:
+    """The partition's run, when this Dagster run is an automatic retry and that run stopped unfinished.
+
+    Unfinished: interrupted or failed, or still "running" without a heartbeat (its worker was killed).
+    """
+    if RETRY_NUMBER_TAG not in context.run.tags or not runs.run_dir(run_name).exists():
+        return None
+    with readable_failure():
+        record = load_record(runs.run_dir(run_name))
+    return None if record.status == "finished" or record.is_live() else record
+
+
+def _resume(context: dg.OpExecutionContext, config: TrainingConfig, runs: RunsRoot,
+            stopped: RunRecord) -> dg.MaterializeResult:
+    """Finish a preempted run's requested timesteps as a child branched from its latest checkpoint.
+
+    The child is `<run>-retry<N>` (N: Dagster's retry number), a new folder and partition: the stopped run's
+    folder is never written again. Without a checkpoint to resume from, the child trains the original request.
+    """
+    child = f"{stopped.run_name}-retry{context.run.tags[RETRY_NUMBER_TAG]}"
+    model = latest_model(runs.path, stopped)
+    if model is None:
+        overrides: dict[str, Any] = _names(config, child)
+    else:
+        overrides = {"branch_name": child, "parent_checkpoint": stopped.run_name,
+                     "timesteps": stopped.timesteps.target - model[1]}
+        if overrides["timesteps"] <= 0:  # stopped after its last step: nothing left to train
+            return recorded_checkpoint(runs, stopped.run_name)
+    context.log.info(f"Run {stopped.run_name} stopped ({stopped.status}) at step {stopped.timesteps.current:,}; "
+                     f"resuming it as {child}")
+    record = _train_new_partition(context, runs, plan_training(config.to_settings(runs, **overrides), child))
+    metadata = checkpoint_metadata(runs.path, stopped, list_runs(runs.path)) or {"status": stopped.status}
+    return dg.MaterializeResult(metadata={
+        **metadata, "resumed_by": run_link(child), "resumed_to_step": record.timesteps.current,
+        "resumed": f"{stopped.run_name} stopped ({stopped.status}) at step {stopped.timesteps.current:,}; Dagster's "
+                   f"retry resumed it as {child}, which finished at step {record.timesteps.current:,}."})
+
+
+def _train_new_partition(context: dg.OpExecutionContext, runs: RunsRoot, plan: RunPlan) -> RunRecord:
+    """Register the plan's run as a partition, train it, and report it (its checkpoint as a materialization)."""
+    context.instance.add_run_tags(context.run_id, {TRAINING_RUN_TAG: plan.run_name})  # the sensor leaves it alone
+    context.instance.add_dynamic_partitions(run_partitions.name, [plan.run_name])
+    record = train_planned(context, plan)
+    metadata = report_new_run(context, runs, record, with_check=True)
+    if metadata is not None:
+        context.log_event(dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                                                  description=status_line(record)))
+    return record
 
 
 @dg.op(
@@ -217,13 +277,7 @@ def _train_partition(context: dg.OpExecutionContext, config: TrainingConfig, run
 def train_new_run(context: dg.OpExecutionContext, config: TrainRunConfig, runs: RunsRoot) -> dg.Output[str]:
     with not_retried(context):
         plan = plan_training(config.to_settings(runs))
-    context.instance.add_run_tags(context.run_id, {TRAINING_RUN_TAG: plan.run_name})
-    context.instance.add_dynamic_partitions(run_partitions.name, [plan.run_name])
-    record = train_planned(context, plan)
-    metadata = report_new_run(context, runs, record, with_check=True)
-    if metadata is not None:
-        context.log_event(dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
-                                                  description=status_line(record)))
+    record = _train_new_partition(context, runs, plan)
     return dg.Output(record.run_name, metadata={"run": run_link(record.run_name), "status": record.status,
                                                 "device": record.device,
                                                 "global_timesteps": record.timesteps.current})

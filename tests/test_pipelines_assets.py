@@ -39,10 +39,11 @@ class Lab:
         self.instance, self.runs_root = instance, root / "runs"
         self.resource = RunsRoot(runs_root=str(self.runs_root), config_dir=str(REPO_CONFIGS))
 
-    def train(self, run_name: str, resource: RunsRoot | None = None, **overrides) -> dg.ExecuteInProcessResult:
+    def train(self, run_name: str, resource: RunsRoot | None = None, tags: dict[str, str] | None = None,
+              **overrides) -> dg.ExecuteInProcessResult:
         """The UI's click-path: add the partition, then materialize checkpoint (and its check) with a config."""
         self.instance.add_dynamic_partitions(run_partitions.name, [run_name])
-        return dg.materialize(ALL_ASSETS, partition_key=run_name, instance=self.instance,
+        return dg.materialize(ALL_ASSETS, partition_key=run_name, instance=self.instance, tags=tags,
                               resources={"runs": resource or self.resource}, run_config=checkpoint_config(**overrides),
                               selection=dg.AssetSelection.assets(CHECKPOINT), raise_on_error=False)
 
@@ -191,6 +192,29 @@ def test_an_interrupted_training_fails_the_materialization_and_reports_its_state
         dg.AssetRecordsFilter(asset_key=CHECKPOINT, asset_partitions=["cut-short"]), limit=10).records
     assert values(state.asset_observation)["status"] == "interrupted"
     assert state.asset_observation.description.startswith("NOT FINISHED: INTERRUPTED")
+
+
+def test_an_automatic_retry_resumes_the_stopped_run_as_a_child_and_finishes_its_timesteps(lab, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(DagsterProgress, "_on_rollout_end", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+        assert not lab.train("preempted").success
+    stopped = load_record(lab.runs_root / "preempted")
+    assert stopped.status == "interrupted" and stopped.timesteps.current == 256
+    before = _files(lab.runs_root / "preempted")
+
+    # What Dagster's run-retry daemon launches: the same partition and config, tagged with the retry number.
+    retry = lab.train("preempted", tags={"dagster/retry_number": "1"})
+
+    assert retry.success
+    child = load_record(lab.runs_root / "preempted-retry1")
+    assert child.status == "finished" and child.parent_run == "preempted"
+    assert (child.timesteps.start, child.timesteps.current) == (256, 512)  # the counter continues to the target
+    assert _files(lab.runs_root / "preempted") == before  # the stopped run's folder is never written again
+    assert "preempted-retry1" in lab.instance.get_dynamic_partitions(run_partitions.name)
+    assert latest_materialization_metadata(lab.instance, CHECKPOINT, "preempted-retry1")["step"] == 512
+    resumed = latest_materialization_metadata(lab.instance, CHECKPOINT, "preempted")
+    assert resumed["status"] == "interrupted" and resumed["resumed_to_step"] == 512
+    assert resumed["resumed_by"].startswith("[preempted-retry1](")
 
 
 def test_the_train_run_job_trains_through_the_same_code_with_a_timestamped_name(lab):

@@ -34,6 +34,8 @@ def _assert_gpu_pool_holds_whole_runs(instance: dg.DagsterInstance) -> None:
     pools = instance.get_concurrency_config().pool_config
     assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    # A preempted training run is retried (and resumes), a bounded number of times.
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
 
 
 def test_embedded_instance_is_sqlite_with_one_gpu_run_at_a_time(tmp_path):
