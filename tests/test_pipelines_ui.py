@@ -3,6 +3,8 @@ its GraphQL API along the README's click-path: Assets -> checkpoint -> Materiali
 run's name) -> launchpad config -> Launch. Two trainings (the second waits for the GPU pool), a branch of
 one, the refusal of an existing run, the partitions, progress and lineage read back; stopped by its PID."""
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from dagster_server import REPO_ROOT, DagsterServer, running_dagster
 from pipelines_support import REPO_CONFIGS, TINY_TRAINING
 
+from mission_gym.runs.record import load_record
 from mission_gym_pipelines.pools import ensure_pools
 
 REPOSITORY = {"repositoryLocationName": "mission_gym", "repositoryName": "__repository__"}
@@ -123,3 +126,48 @@ def _trained_files(run_dir: Path) -> dict[str, int]:
     """What training wrote (evaluations/ may grow meanwhile: the evaluation sensor evaluates new checkpoints)."""
     return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.rglob("*")
             if p.is_file() and "evaluations" not in p.parts}
+
+
+def _wait_for(condition: Any, server: DagsterServer, what: str, timeout_s: float = 180) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not seen after {timeout_s} s:\n{server.log_tail()}")
+
+
+RUNS = """
+query { runsOrError { ... on Runs { results { runId status tags { key value } } } } }
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp_path: Path):
+    runs_root = tmp_path / "runs"
+    env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
+    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
+        first_id = _materialize(server, "preempted", timesteps=4096, checkpoint_freq=512)
+        run_json = runs_root / "preempted" / "run.json"
+        # Preempt it once it has saved a checkpoint: SIGTERM its run worker (the process training it).
+        _wait_for(lambda: run_json.is_file() and load_record(runs_root / "preempted").checkpoints, server,
+                  "a first checkpoint")
+        os.kill(load_record(runs_root / "preempted").pid, signal.SIGTERM)
+        [first] = _wait(server, [first_id])
+        assert first["status"] == "FAILURE"
+        stopped = load_record(runs_root / "preempted")
+        assert stopped.status == "interrupted", stopped
+
+        def retry_run() -> dict[str, Any] | None:
+            runs = server.graphql(RUNS)["runsOrError"]["results"]
+            return next((r for r in runs if {"key": "dagster/parent_run_id", "value": first_id} in r["tags"]), None)
+
+        retry_id = _wait_for(retry_run, server, "Dagster's automatic retry")["runId"]
+        [retry] = _wait(server, [retry_id])
+        assert retry["status"] == "SUCCESS", server.log_tail()
+        child = load_record(runs_root / "preempted-retry1")
+        assert child.parent_run == "preempted" and child.status == "finished"
+        assert child.timesteps.current == 4096  # the requested timesteps, finished
+        # Resumed from the stopped run's latest checkpoint: at most one checkpoint interval is trained again.
+        assert stopped.timesteps.current - child.timesteps.start <= 512
