@@ -79,7 +79,8 @@ def main() -> int:
     print(f"    DAGSTER_HOME={os.environ['DAGSTER_HOME']} {Path(sys.executable).parent}/dagster dev "
           "-w workspace.yaml -h 127.0.0.1")
     print("  then http://127.0.0.1:3000 -> Assets -> checkpoint -> Partitions (each run; parent and child links),")
-    print("  Assets -> lineage_view (the forest), Jobs -> train_run -> Launchpad to train or branch.")
+    print("  Assets -> lineage_view (the forest). To train or branch: Assets -> checkpoint -> Materialize (v) ->")
+    print("  Open launchpad -> Add new partition (the run's name) -> config -> Materialize.")
     return 0
 
 
