@@ -10,28 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster_server import REPO_ROOT, DagsterServer, running_dagster
-from pipelines_support import REPO_CONFIGS, TINY_TRAINING
+from dagster_server import REPO_ROOT, DagsterServer, materialize, run_messages, running_dagster, wait_for_runs
+from pipelines_support import REPO_CONFIGS
 
 from mission_gym.runs.record import load_record
 from mission_gym_pipelines.pools import ensure_pools
 
-REPOSITORY = {"repositoryLocationName": "mission_gym", "repositoryName": "__repository__"}
-ADD_PARTITION = """
-mutation($repo: RepositorySelector!, $key: String!) {
-  addDynamicPartition(repositorySelector: $repo, partitionsDefName: "runs", partitionKey: $key) {
-    __typename ... on PythonError { message } } }
-"""
-LAUNCH = """
-mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename
-  ... on LaunchRunSuccess { run { runId } }
-  ... on PythonError { message }
-  ... on RunConfigValidationInvalid { errors { message } } } }
-"""
-RUN = """
-query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime tags { key value } } } }
-"""
 CHECKPOINT = """
 query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]}) { ... on AssetNode {
   partitionKeysByDimension { partitionKeys }
@@ -40,48 +24,6 @@ query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]
   assetObservations(partitions: $partitions) { partition runId metadataEntries {
     label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } } } } }
 """
-LOGS = """
-query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
-  __typename ... on MessageEvent { message } ... on ExecutionStepFailureEvent { error { message } } } } } }
-"""
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _materialize(server: DagsterServer, run_name: str, *, add: bool = True, **config: Any) -> str:
-    """Assets -> checkpoint -> Materialize -> (add partition `run_name`) -> launchpad config -> Launch."""
-    if add:
-        added = server.graphql(ADD_PARTITION, {"repo": REPOSITORY, "key": run_name})["addDynamicPartition"]
-        assert added["__typename"] == "AddDynamicPartitionSuccess", added
-    params = {"selector": {**REPOSITORY, "jobName": "__ASSET_JOB", "assetSelection": [{"path": ["checkpoint"]}],
-                           "assetCheckSelection": [{"assetKey": {"path": ["checkpoint"]},
-                                                    "name": "parent_checkpoint_intact"}]},
-              "runConfigData": {"ops": {"checkpoint": {"config": {**TINY_TRAINING, **config}}}},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": run_name}]}}
-    result = server.graphql(LAUNCH, {"params": params})["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return result["run"]["runId"]
-
-
-def _messages(server: DagsterServer, run_id: str) -> list[str]:
-    events = server.graphql(LOGS, {"id": run_id})["logsForRun"]["events"]
-    return [e.get("message") or "" for e in events] + [e["error"]["message"] for e in events if e.get("error")]
-
-
-def _run(server: DagsterServer, run_id: str) -> dict[str, Any]:
-    run = server.graphql(RUN, {"id": run_id})["runOrError"]
-    return {**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
-
-
-def _wait(server: DagsterServer, run_ids: list[str], timeout_s: float = 240) -> list[dict[str, Any]]:
-    """The runs once all have finished."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = [_run(server, run_id) for run_id in run_ids]
-        if all(run["status"] in FINISHED for run in runs):
-            return runs
-        time.sleep(0.5)
-    raise TimeoutError(f"runs {run_ids} unfinished after {timeout_s} s:\n{server.log_tail()}")
-
 
 def _entries(event: dict[str, Any]) -> dict[str, Any]:
     return {e["label"]: e.get("mdStr", e.get("intValue")) for e in event["metadataEntries"]}
@@ -92,15 +34,15 @@ def test_the_readme_click_path_trains_branches_and_refuses_an_existing_run(tmp_p
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
     with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
-        first, second = _wait(server, [_materialize(server, "ui-first"), _materialize(server, "ui-second")])
+        first, second = wait_for_runs(server, [materialize(server, "ui-first"), materialize(server, "ui-second")])
         assert first["status"] == second["status"] == "SUCCESS", server.log_tail()
         # The "gpu" pool let one training run start only after the other ended.
         earlier, later = sorted([first, second], key=lambda run: run["startTime"])
         assert later["startTime"] >= earlier["endTime"]
 
-        [branch] = _wait(server, [branch_id := _materialize(server, "ui-branch", parent_checkpoint="ui-first")])
+        [branch] = wait_for_runs(server, [branch_id := materialize(server, "ui-branch", parent_checkpoint="ui-first")])
         assert branch["status"] == "SUCCESS", server.log_tail()
-        assert any(m.startswith("progress step=768 ") for m in _messages(server, branch_id))
+        assert any(m.startswith("progress step=768 ") for m in run_messages(server, branch_id))
 
         node = server.graphql(CHECKPOINT, {"partitions": ["ui-branch", "ui-first"]})["assetNodeOrError"]
         assert {"ui-first", "ui-second", "ui-branch"} <= set(node["partitionKeysByDimension"][0]["partitionKeys"])
@@ -115,10 +57,10 @@ def test_the_readme_click_path_trains_branches_and_refuses_an_existing_run(tmp_p
 
         # Materializing an existing run again is refused, and says how to continue it instead.
         before = _trained_files(runs_root / "ui-first")
-        [again] = _wait(server, [again_id := _materialize(server, "ui-first", add=False)])
+        [again] = wait_for_runs(server, [again_id := materialize(server, "ui-first", add=False)])
         assert again["status"] == "FAILURE"
         assert any("Run ui-first already exists" in m and "parent_checkpoint: ui-first" in m
-                   for m in _messages(server, again_id))
+                   for m in run_messages(server, again_id))
         assert _trained_files(runs_root / "ui-first") == before
 
 
@@ -148,13 +90,13 @@ def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
     with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
-        first_id = _materialize(server, "preempted", timesteps=4096, checkpoint_freq=512)
+        first_id = materialize(server, "preempted", timesteps=4096, checkpoint_freq=512)
         run_json = runs_root / "preempted" / "run.json"
         # Preempt it once it has saved a checkpoint: SIGTERM its run worker (the process training it).
         _wait_for(lambda: run_json.is_file() and load_record(runs_root / "preempted").checkpoints, server,
                   "a first checkpoint")
         os.kill(load_record(runs_root / "preempted").pid, signal.SIGTERM)
-        [first] = _wait(server, [first_id])
+        [first] = wait_for_runs(server, [first_id])
         assert first["status"] == "FAILURE"
         stopped = load_record(runs_root / "preempted")
         assert stopped.status == "interrupted", stopped
@@ -164,7 +106,7 @@ def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp
             return next((r for r in runs if {"key": "dagster/parent_run_id", "value": first_id} in r["tags"]), None)
 
         retry_id = _wait_for(retry_run, server, "Dagster's automatic retry")["runId"]
-        [retry] = _wait(server, [retry_id])
+        [retry] = wait_for_runs(server, [retry_id])
         assert retry["status"] == "SUCCESS", server.log_tail()
         child = load_record(runs_root / "preempted-retry1")
         assert child.parent_run == "preempted" and child.status == "finished"
