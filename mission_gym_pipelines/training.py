@@ -1,6 +1,7 @@
 """Training from Dagster: materializing a new partition of the `checkpoint` asset trains that run.
 
-Assets -> checkpoint -> Materialize -> add a partition (the run's name) -> launchpad config -> Launch.
+Assets -> checkpoint -> Materialize (v) -> Open launchpad -> Add new partition (the run's name) -> config
+-> Materialize.
 The partition key is the run folder's name, verbatim (no timestamp appended): the asset refuses a key
 whose folder exists, so a run folder is only ever written by the process that created it, and children
 branched from its files can trust them. Materializing an existing partition is refused with how to
@@ -44,6 +45,7 @@ from mission_gym_pipelines.resources import RunsRoot
 
 # Set by Dagster's run-retry daemon on each automatic retry (dagster.yaml run_retries): 1, 2, ...
 RETRY_NUMBER_TAG = "dagster/retry_number"
+
 
 def _setting(name: str) -> Any:
     """A launchpad field with TrainSettings' own default and description (one source for both)."""
