@@ -153,7 +153,8 @@ def train_planned(context: dg.OpExecutionContext, plan: RunPlan) -> RunRecord:
     """Train `plan` into runs/<plan.run_name>/ with progress in the Dagster run; the finished run's record.
 
     A run that ends without finishing (interrupted, failed, diverged) fails the Dagster step after
-    reporting its state on the partition, so it never looks like a finished run.
+    reporting its state on the partition, so it never looks like a finished run; only an interrupted one
+    stays eligible for a run retry.
     """
     context.log.info(f"Training {plan.run_name} on {plan.device}: {plan.settings.timesteps:,} timesteps"
                      + (f", branched from {plan.parent.path}" if plan.parent else ""))
@@ -164,7 +165,9 @@ def train_planned(context: dg.OpExecutionContext, plan: RunPlan) -> RunRecord:
         context.log_event(dg.AssetObservation(asset_key=CHECKPOINT, partition=record.run_name,
                                               metadata={"status": record.status, "step": record.timesteps.current},
                                               description=status_line(record)))
-        raise dg.Failure(description=status_line(record))
+        # An interruption (preemption) is worth a run retry, which resumes the run; a run the library stopped
+        # itself (failed, diverged) would stop the same way again.
+        raise dg.Failure(description=status_line(record), allow_retries=record.status == "interrupted")
     return record
 
 

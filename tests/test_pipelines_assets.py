@@ -192,6 +192,8 @@ def test_an_interrupted_training_fails_the_materialization_and_reports_its_state
         dg.AssetRecordsFilter(asset_key=CHECKPOINT, asset_partitions=["cut-short"]), limit=10).records
     assert values(state.asset_observation)["status"] == "interrupted"
     assert state.asset_observation.description.startswith("NOT FINISHED: INTERRUPTED")
+    # An interruption stays eligible for Dagster's run retry, which resumes the run.
+    assert "dagster/retry_on_asset_or_op_failure" not in lab.instance.get_run_by_id(result.run_id).tags
 
 
 def test_an_automatic_retry_resumes_the_stopped_run_as_a_child_and_finishes_its_timesteps(lab, monkeypatch):
