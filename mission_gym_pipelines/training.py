@@ -208,9 +208,10 @@ def _train_partition(context: dg.OpExecutionContext, config: TrainingConfig, run
             raise dg.Failure(description=f"rerecord: true, but run {run_name} has no folder in {runs.path}; "
                              "launch without rerecord to train it.", allow_retries=False)
         return recorded_checkpoint(runs, run_name)
-    stopped = _preempted_run(context, runs, run_name)
+    # A retry after a resumed attempt carries that attempt's tag: resume the furthest run, not the partition's.
+    stopped = _preempted_run(context, runs, context.run.tags.get(TRAINING_RUN_TAG, run_name))
     if stopped is not None:
-        return _resume(context, config, runs, stopped)
+        return dg.MaterializeResult(metadata=_resumed_metadata(runs, run_name, _resume(context, config, runs, stopped)))
     record = train_planned(context, plan_training(config.to_settings(runs, **_names(config, run_name)), run_name))
     metadata = report_new_run(context, runs, record, with_check=False)
     if metadata is None:
@@ -218,47 +219,56 @@ def _train_partition(context: dg.OpExecutionContext, config: TrainingConfig, run
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _names(config: _TrainingFields, run_name: str) -> dict[str, str]:
+def _names(config: _TrainingFields, run_name: str) -> dict[str, str | None]:
     """The partition key names the folder; it is recorded as the branch name of a branch, as the CLI does."""
-    return {"branch_name": run_name} if config.parent_checkpoint else {"run_name": run_name}
+    if config.parent_checkpoint:
+        return {"branch_name": run_name, "run_name": None}
+    return {"run_name": run_name, "branch_name": None}
 
 
-def _preempted_run(context: dg.OpExecutionContext, runs: RunsRoot, run_name: str) -> RunRecord | None:
-    """The partition's run, when this Dagster run is an automatic retry and that run stopped unfinished.
+def _preempted_run(context: dg.OpExecutionContext, runs: RunsRoot, run_name: str | None) -> RunRecord | None:
+    """The run `run_name`, when this Dagster run is an automatic retry and that run stopped unfinished.
 
     Unfinished: interrupted or failed, or still "running" without a heartbeat (its worker was killed).
     """
-    if RETRY_NUMBER_TAG not in context.run.tags or not runs.run_dir(run_name).exists():
+    if RETRY_NUMBER_TAG not in context.run.tags or run_name is None or not runs.run_dir(run_name).exists():
         return None
     with readable_failure():
         record = load_record(runs.run_dir(run_name))
     return None if record.status == "finished" or record.is_live() else record
 
 
-def _resume(context: dg.OpExecutionContext, config: TrainingConfig, runs: RunsRoot,
-            stopped: RunRecord) -> dg.MaterializeResult:
+def _resume(context: dg.OpExecutionContext, config: _TrainingFields, runs: RunsRoot,
+            stopped: RunRecord) -> RunRecord | None:
     """Finish a preempted run's requested timesteps as a child branched from its latest checkpoint.
 
     The child is `<run>-retry<N>` (N: Dagster's retry number), a new folder and partition: the stopped run's
     folder is never written again. Without a checkpoint to resume from, the child trains the original request.
+    Returns the child's record; None when the stopped run had no timestep left to train.
     """
     child = f"{stopped.run_name}-retry{context.run.tags[RETRY_NUMBER_TAG]}"
     model = latest_model(runs.path, stopped)
     if model is None:
         overrides: dict[str, Any] = _names(config, child)
     else:
-        overrides = {"branch_name": child, "parent_checkpoint": stopped.run_name,
+        overrides = {"branch_name": child, "run_name": None, "parent_checkpoint": stopped.run_name,
                      "timesteps": stopped.timesteps.target - model[1]}
         if overrides["timesteps"] <= 0:  # stopped after its last step: nothing left to train
-            return recorded_checkpoint(runs, stopped.run_name)
+            return None
     context.log.info(f"Run {stopped.run_name} stopped ({stopped.status}) at step {stopped.timesteps.current:,}; "
                      f"resuming it as {child}")
-    record = _train_new_partition(context, runs, plan_training(config.to_settings(runs, **overrides), child))
-    metadata = checkpoint_metadata(runs.path, stopped, list_runs(runs.path)) or {"status": stopped.status}
-    return dg.MaterializeResult(metadata={
-        **metadata, "resumed_by": run_link(child), "resumed_to_step": record.timesteps.current,
-        "resumed": f"{stopped.run_name} stopped ({stopped.status}) at step {stopped.timesteps.current:,}; Dagster's "
-                   f"retry resumed it as {child}, which finished at step {record.timesteps.current:,}."})
+    return _train_new_partition(context, runs, plan_training(config.to_settings(runs, **overrides), child))
+
+
+def _resumed_metadata(runs: RunsRoot, run_name: str, child: RunRecord | None) -> dict[str, Any]:
+    """The stopped run's own checkpoint metadata, plus the run that finished its timesteps."""
+    record = load_record(runs.run_dir(run_name))
+    metadata = checkpoint_metadata(runs.path, record, list_runs(runs.path)) or {"status": record.status}
+    if child is None:
+        return metadata
+    return {**metadata, "resumed_by": run_link(child.run_name), "resumed_to_step": child.timesteps.current,
+            "resumed": f"{run_name} stopped ({record.status}) at step {record.timesteps.current:,}; Dagster's retry "
+                       f"resumed it as {child.run_name}, which finished at step {child.timesteps.current:,}."}
 
 
 def _train_new_partition(context: dg.OpExecutionContext, runs: RunsRoot, plan: RunPlan) -> RunRecord:
@@ -281,11 +291,18 @@ def _train_new_partition(context: dg.OpExecutionContext, runs: RunsRoot, plan: R
 )
 def train_new_run(context: dg.OpExecutionContext, config: TrainRunConfig, runs: RunsRoot) -> dg.Output[str]:
     with not_retried(context):
-        plan = plan_training(config.to_settings(runs))
-    record = _train_new_partition(context, runs, plan)
-    return dg.Output(record.run_name, metadata={"run": run_link(record.run_name), "status": record.status,
-                                                "device": record.device,
-                                                "global_timesteps": record.timesteps.current})
+        # A retry carries the tags of the run it retries, the stopped run's name among them.
+        stopped = _preempted_run(context, runs, context.run.tags.get(TRAINING_RUN_TAG))
+        if stopped is not None:
+            child = _resume(context, config, runs, stopped)
+            context.log_event(dg.AssetMaterialization(asset_key=CHECKPOINT, partition=stopped.run_name,
+                                                      metadata=_resumed_metadata(runs, stopped.run_name, child)))
+            run_name = child.run_name if child else stopped.run_name
+        else:
+            run_name = _train_new_partition(context, runs, plan_training(config.to_settings(runs))).run_name
+    record = load_record(runs.run_dir(run_name))
+    return dg.Output(run_name, metadata={"run": run_link(run_name), "status": record.status, "device": record.device,
+                                         "global_timesteps": record.timesteps.current})
 
 
 @dg.job(tags=GPU_K8S_TAGS, description="Train a new run or a branch without picking a partition name: "

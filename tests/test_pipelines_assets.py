@@ -25,6 +25,7 @@ from mission_gym_pipelines.definitions import defs
 from mission_gym_pipelines.events import CHECKPOINT, CONFIG_SNAPSHOT, EVALUATION_REPORT, PARENT_CHECK
 from mission_gym_pipelines.partitions import run_partitions
 from mission_gym_pipelines.progress import DagsterProgress, progress_line
+from mission_gym_pipelines.reported import TRAINING_RUN_TAG
 from mission_gym_pipelines.resources import RunsRoot
 from mission_gym_pipelines.training import TrainingConfig, TrainRunConfig, checkpoint
 
@@ -217,6 +218,40 @@ def test_an_automatic_retry_resumes_the_stopped_run_as_a_child_and_finishes_its_
     resumed = latest_materialization_metadata(lab.instance, CHECKPOINT, "preempted")
     assert resumed["status"] == "interrupted" and resumed["resumed_to_step"] == 512
     assert resumed["resumed_by"].startswith("[preempted-retry1](")
+
+
+def test_a_second_retry_resumes_from_the_first_retrys_child(lab, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(DagsterProgress, "_on_rollout_end", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+        assert not lab.train("chain", timesteps=1024).success
+        first_retry = lab.train("chain", tags={"dagster/retry_number": "1"}, timesteps=1024)
+        assert not first_retry.success  # preempted again, while training chain-retry1
+    assert load_record(lab.runs_root / "chain-retry1").timesteps.current == 512
+    # Dagster copies the stopped run's tags onto its retry: the tag naming the run it was training among them.
+    copied = {TRAINING_RUN_TAG: lab.instance.get_run_by_id(first_retry.run_id).tags[TRAINING_RUN_TAG]}
+    assert lab.train("chain", tags={**copied, "dagster/retry_number": "2"}, timesteps=1024).success
+    last = load_record(lab.runs_root / "chain-retry1-retry2")
+    assert last.parent_run == "chain-retry1" and (last.timesteps.start, last.timesteps.current) == (512, 1024)
+    assert latest_materialization_metadata(lab.instance, CHECKPOINT, "chain")["resumed_to_step"] == 1024
+
+
+def test_a_retried_train_run_job_resumes_its_stopped_run_the_same_way(lab, monkeypatch):
+    train_run = defs.resolve_job_def("train_run")
+    config = train_run_config(run_name="job-preempted")
+    with monkeypatch.context() as patch:
+        patch.setattr(DagsterProgress, "_on_rollout_end", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+        first = train_run.execute_in_process(run_config=config, instance=lab.instance,
+                                             resources={"runs": lab.resource}, raise_on_error=False)
+    stopped = lab.instance.get_run_by_id(first.run_id).tags[TRAINING_RUN_TAG]
+    assert load_record(lab.runs_root / stopped).status == "interrupted"
+
+    # Dagster's retry of that run: same config, the original run's tags plus the retry number.
+    retry = train_run.execute_in_process(run_config=config, instance=lab.instance, resources={"runs": lab.resource},
+                                         tags={TRAINING_RUN_TAG: stopped, "dagster/retry_number": "1"})
+    assert retry.output_for_node("train_new_run") == f"{stopped}-retry1"
+    child = load_record(lab.runs_root / f"{stopped}-retry1")
+    assert child.parent_run == stopped and (child.timesteps.start, child.timesteps.current) == (256, 512)
+    assert latest_materialization_metadata(lab.instance, CHECKPOINT, stopped)["resumed_to_step"] == 512
 
 
 def test_the_train_run_job_trains_through_the_same_code_with_a_timestamped_name(lab):
