@@ -15,12 +15,13 @@ _UNFINISHED = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 # Storage ids per query; stays far below SQLite's and Postgres's bound-parameter limits.
 _CHUNK = 500
 
 
 def latest_storage_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
-                       event_type: dg.DagsterEventType = dg.DagsterEventType.ASSET_MATERIALIZATION) -> dict[str, int]:
+                       event_type: dg.DagsterEventType = MATERIALIZATION) -> dict[str, int]:
     """Partition -> storage id of its latest materialization (or observation), one query for all partitions.
 
     Deleted partitions keep their events, so callers intersect with the registered partitions.
@@ -29,8 +30,8 @@ def latest_storage_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
 
 
 def latest_metadata_value(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str,
-                          event_type: dg.DagsterEventType = dg.DagsterEventType.ASSET_MATERIALIZATION) -> dict[str, Any]:
-    """Partition -> the value of metadata entry `key` on its latest materialization or observation (None when absent)."""
+                          event_type: dg.DagsterEventType = MATERIALIZATION) -> dict[str, Any]:
+    """Partition -> the value of metadata entry `key` on its latest materialization or observation (None if absent)."""
     observed = event_type == dg.DagsterEventType.ASSET_OBSERVATION
     fetch = instance.fetch_observations if observed else instance.fetch_materializations
     ids = list(latest_storage_ids(instance, asset_key, event_type).values())

@@ -93,7 +93,8 @@ def test_postgres_webserver_and_daemon_as_services_train_four_runs_two_at_a_time
             assert [run["status"] for run in runs] == ["SUCCESS"] * 4, server.log_tail()
             assert _most_at_once(runs) == GPU_SLOTS  # two trained together, never three
             delays = sorted(_launch_to_training_s(server, run_id, at) for at, run_id in launched.values())
-            print(f"\nlaunch to training start (PostgreSQL, separate daemon): {', '.join(f'{d:.1f}' for d in delays)} s")
+            print(f"\nlaunch to training start (PostgreSQL, separate daemon): {', '.join(f'{d:.1f}' for d in delays)}"
+                  " s")
 
             deployment.restart_webserver()
             assert [run_status(server, run_id)["status"] for _, run_id in launched.values()] == ["SUCCESS"] * 4

@@ -12,7 +12,8 @@ import pytest
 
 from mission_gym_pipelines.training import checkpoint, train_run
 
-k8s_job = pytest.importorskip("dagster_k8s.job", reason="dagster-k8s is not installed (pip install dagster-k8s==0.29.27)")
+k8s_job = pytest.importorskip("dagster_k8s.job",
+                              reason="dagster-k8s is not installed (pip install dagster-k8s==0.29.27)")
 
 RUNS_MOUNT = "/data/runs"
 # docs/dagster.md, Helm values: the run launcher's (and executor's) volumes, mounts and environment.
