@@ -88,7 +88,9 @@ def test_postgres_webserver_and_daemon_as_services_train_four_runs_two_at_a_time
         with running_deployment(POSTGRES_YAML, env, prepare=_two_gpu_slots) as deployment:
             server = deployment.server
             names = ["dep-a", "dep-b", "dep-c", "dep-d"]
-            launched = {name: (time.time(), materialize(server, name, seed=i)) for i, name in enumerate(names)}
+            # Long enough (15-30 s each) to overlap while the daemon launches the next ones (about 4 s apart here).
+            launched = {name: (time.time(), materialize(server, name, seed=i, timesteps=16384, checkpoint_freq=4096))
+                        for i, name in enumerate(names)}
             runs = wait_for_runs(server, [run_id for _, run_id in launched.values()], timeout_s=600)
             assert [run["status"] for run in runs] == ["SUCCESS"] * 4, server.log_tail()
             assert _most_at_once(runs) == GPU_SLOTS  # two trained together, never three
