@@ -16,7 +16,11 @@ demo: install
 test: install system-deps
 	$(PY) -m pytest
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed node_modules/.package-lock.json
+
+# The dashboard's chart library (uPlot), pinned in package-lock.json and inlined into runs/dashboard.html.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

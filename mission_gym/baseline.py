@@ -7,8 +7,8 @@ type can. It is a policy like a trained one: ``predict(obs)`` returns actions fo
 
 import numpy as np
 
-from mission_gym.config import MOVE_ACTIONS, MissionConfig
-from mission_gym.sim.layout import MOVE_HEADINGS_DEG
+from mission_gym.config import MissionConfig
+from mission_gym.rules import MOVE_HEADINGS_DEG
 from mission_gym.sim.observation import feature_names
 
 TAG_RANGE_NORMALIZED = 0.08  # ~16 m in a 200 m arena: close enough for the defender to be in tag range
@@ -24,9 +24,8 @@ class ScriptedAttackerPolicy:
         self._n_defenders = len(config.scenario.defenders)
         self._actions = [config.attacker_unit(i).actions for i in range(self._n_attackers)]
         self._hold_radius = 0.4 * config.scenario.objective.radius / config.world.arena.width
-        moves = [a for a in MOVE_ACTIONS if a != "STOP"]
-        self._move_names = moves
-        angles = np.radians([MOVE_HEADINGS_DEG[MOVE_ACTIONS.index(a)] for a in moves])
+        self._move_names = list(MOVE_HEADINGS_DEG)
+        angles = np.radians(list(MOVE_HEADINGS_DEG.values()))
         self._directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
     def predict(self, observation: np.ndarray, state=None, episode_start=None, deterministic: bool = True):

@@ -7,7 +7,6 @@ names the file, the key path and the bad value, and says what would fix it.
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,32 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mission_gym.errors import ConfigError
-
-MOVE_ACTIONS = ("STOP", "N", "NE", "E", "SE", "S", "SW", "W", "NW")
-ACTION_NAMES = (*MOVE_ACTIONS, "TAG", "SCAN")
-BEHAVIOUR_MODES = ("patrol", "guard_objective", "intercept")
-
-# Order matters: it is the column order of the reward breakdown and of `info["reward_components"]`.
-REWARD_COMPONENTS = (
-    "capture_progress",  # per second of capture progress gained
-    "win_bonus",  # once, on capture
-    "zone_entry_bonus",  # once per attacker, on its first entry into the zone
-    "zone_time",  # per attacker-second inside the zone
-    "min_dist_potential",  # per metre the closest live attacker gets nearer the objective
-    "ring_bonus",  # once per ring (RING_RADII) the closest attacker first crosses
-    "spread",  # per second, times the mean distance (m, capped at 20) of live attackers from their centroid
-    "tag_hit_bonus",  # per tag an attacker lands
-    "defender_disabled_bonus",  # per defender disabled
-    "time_penalty",  # per decision
-    "collision_penalty",  # per collision: an attacker touching an obstacle or the arena edge after a free decision
-    "integrity_loss_penalty",  # per integrity point attackers lose
-    "unit_disabled_penalty",  # per attacker disabled
-    "detected_penalty",  # per attacker per decision in which a defender detects it
-    "stalled_penalty",  # once, when the episode ends by stagnation
-    "timeout_penalty",  # once, at the time limit
-    "all_disabled_penalty",  # once, when every attacker is disabled
-)
-RING_RADII = (80.0, 60.0, 40.0, 25.0, 15.0)
+from mission_gym.rules import ACTION_NAMES, BEHAVIOUR_MODES, REWARD_COMPONENTS
+from mission_gym.yaml_io import YamlLoader, describe_validation_error
 
 CONFIG_FILES = (
     "world.yaml",
@@ -55,19 +30,28 @@ CONFIG_FILES = (
     "eval_seeds.txt",
 )
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
+# Bounds on what the code can hold. Observations are float32 and every duration, speed and distance feeds
+# them, tick counters and the route grids: no config number may exceed MAX_MAGNITUDE (1e6 s is 11 days of
+# game time, 1e6 m/s is absurd), and an arena side may not exceed MAX_ARENA_M (the route grid has a cell every
+# 2 m and each objective cell gets its own field, so a larger arena would need gigabytes).
+MAX_MAGNITUDE = 1e6
+MAX_ARENA_M = 2_000.0
+
+Real = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+Positive = Annotated[float, Field(gt=0, le=MAX_MAGNITUDE)]
+NonNegative = Annotated[float, Field(ge=0, le=MAX_MAGNITUDE)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.nan` or `.inf` in any field is refused at load (a NaN weight trains a NaN model).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------- world.yaml
 class Arena(_Model):
-    width: Positive
-    height: Positive
+    width: Annotated[float, Field(gt=0, le=MAX_ARENA_M)]
+    height: Annotated[float, Field(gt=0, le=MAX_ARENA_M)]
 
 
 class Physics(_Model):
@@ -85,12 +69,12 @@ class Termination(_Model):
 class Obstacle(_Model):
     name: str
     kind: Literal["circle", "rect"]
-    x: float
-    y: float
+    x: Real
+    y: Real
     radius: Positive | None = None
     width: Positive | None = None
     height: Positive | None = None
-    angle_deg: float = 0.0
+    angle_deg: Real = 0.0
     blocks_sight: bool = True
 
     @model_validator(mode="after")
@@ -111,14 +95,14 @@ class World(_Model):
 
 # ----------------------------------------------------------------------------- scenario.yaml
 class Pose(_Model):
-    x: float
-    y: float
-    heading: float = 0.0
+    x: Real
+    y: Real
+    heading: Real = 0.0
 
 
 class Objective(_Model):
-    x: float
-    y: float
+    x: Real
+    y: Real
     radius: Positive
     capture_seconds: Positive
 
@@ -131,7 +115,7 @@ class AttackerSlot(_Model):
 class DefenderSlot(_Model):
     unit_type: str
     spawn: Pose
-    patrol_waypoints: list[tuple[float, float]] = Field(min_length=1, max_length=16)
+    patrol_waypoints: list[tuple[Real, Real]] = Field(min_length=1, max_length=16)
 
 
 class Scenario(_Model):
@@ -211,7 +195,7 @@ class Tag(_Model):
 
 class Scan(_Model):
     enabled: bool
-    range_multiplier: Annotated[float, Field(ge=1)]
+    range_multiplier: Annotated[float, Field(ge=1, le=MAX_MAGNITUDE)]
     cooldown_seconds: NonNegative
 
 
@@ -229,7 +213,7 @@ class Engagement(_Model):
 
 # ----------------------------------------------------------------------------- reward.yaml
 class RewardTerm(_Model):
-    weight: float
+    weight: Real
     enabled: bool = True
 
 
@@ -388,28 +372,20 @@ def parse_seeds(path: Path, raw: bytes) -> tuple[int, ...]:
 
 def read_seeds_file(path: str | Path) -> tuple[int, ...]:
     """Read and parse a seed file (see :func:`parse_seeds`)."""
-    return parse_seeds(Path(path), _read_bytes(Path(path)))
+    missing = "seed file not found; pass an existing file with one integer seed per line"
+    return parse_seeds(Path(path), _read_bytes(Path(path), missing))
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, missing: str | None = None) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found; every config directory needs {', '.join(CONFIG_FILES)}") from None
+        missing = missing or f"file not found; every config directory needs {', '.join(CONFIG_FILES)}"
+        raise ConfigError(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
-
-
-class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading numbers like `1e-3` as YAML 1.2 does: floats, not strings (so they validate
-    and hash like `0.001`)."""
-
-
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
 
 
 def _parse_yaml(path: Path, raw: bytes) -> Any:
@@ -426,29 +402,7 @@ def _validate(model: type[_Model], path: Path, data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = _key_path(first["loc"])
-        value = first.get("input")
-        shown = "" if first["type"] == "missing" else f" = {_short_repr(value)}"
-        hint = "unknown key; remove it or fix its spelling" if first["type"] == "extra_forbidden" else first["msg"]
-        hint = hint.removeprefix("Value error, ")  # pydantic's prefix for our own validators' messages
-        more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {key or '<top level>'}{shown}: {hint}{more}") from None
-
-
-def _short_repr(value: Any, limit: int = 160) -> str:
-    """repr of a bad value, cut short: a whole mapping (e.g. every reward component) would bury the message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if part == "[key]":
-            continue  # pydantic's marker for "the key itself" of a mapping entry; the path already names it
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+        raise ConfigError(f"{path}: {describe_validation_error(error)}") from None
 
 
 def _cross_check(directory: Path, parts: dict[str, Any]) -> None:

@@ -6,14 +6,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mission_gym.config import REWARD_COMPONENTS, MissionConfig, load_config
+from mission_gym.config import MissionConfig, load_config
 from mission_gym.render import render_frame
-from mission_gym.sim import BatchedSim, Outcome
+from mission_gym.rules import REWARD_COMPONENTS, Outcome
+from mission_gym.sim import BatchedSim
 from mission_gym.spaces import action_space, observation_space
 
 DEFAULT_CONFIG_DIR = Path("configs")
-_TERMINATED = frozenset((Outcome.CAPTURED, Outcome.ALL_DISABLED))
-_TRUNCATED = frozenset((Outcome.TIMEOUT, Outcome.STALLED))
 
 
 def resolve_config(config_dir: str | Path | None = None, config: MissionConfig | None = None) -> MissionConfig:
@@ -54,11 +53,13 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, config_dir: str | Path | None = None, render_mode: str | None = None,
-                 config: MissionConfig | None = None) -> None:
+                 config: MissionConfig | None = None, sensor_cones: bool = False) -> None:
+        """`sensor_cones`: rgb_array frames also show the defenders' sensor coverage."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']}")
         self.config = resolve_config(config_dir, config)
         self.render_mode = render_mode
+        self.sensor_cones = sensor_cones
         self.sim = BatchedSim(self.config, 1)
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
@@ -84,12 +85,11 @@ class MissionGymEnv(gym.Env[np.ndarray, np.ndarray]):
         if outcome is not Outcome.RUNNING:
             info["episode_metrics"] = sim.episode_metrics(0)
             info["episode_reward_components"] = dict(zip(REWARD_COMPONENTS, sim.episode_reward_components[0].tolist()))
-        terminated = outcome in _TERMINATED
-        truncated = outcome in _TRUNCATED
+        terminated, truncated = outcome.terminated, outcome.truncated
         return sim.observations[0].copy(), float(sim.rewards[0]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """A top-down RGB frame when render_mode is "rgb_array"."""
         if self.render_mode == "rgb_array":
-            return render_frame(self.sim, 0)
+            return render_frame(self.sim, 0, sensor_cones=self.sensor_cones)
         return None

@@ -27,3 +27,7 @@ class CompatibilityError(MissionGymError):
 
 class RunRecordError(MissionGymError):
     """A run folder whose run.json is missing, unreadable or invalid."""
+
+
+class UsageError(MissionGymError, ValueError):
+    """A command line that names an unknown flag, misses a required one or gives a value of the wrong kind."""

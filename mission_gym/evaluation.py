@@ -20,12 +20,12 @@ from stable_baselines3 import PPO
 
 from mission_gym.baseline import ScriptedAttackerPolicy
 from mission_gym.config import MissionConfig, load_config, read_seeds_file
+from mission_gym.env import MissionGymEnv
 from mission_gym.errors import CompatibilityError, MissionGymError
 from mission_gym.ppo import load_model
-from mission_gym.render import render_frame
-from mission_gym.runs.checkpoints import relative_to_runs, resolve_checkpoint, verify_checkpoint
+from mission_gym.runs.checkpoints import check_model_archive, relative_to_runs, resolve_checkpoint, verify_checkpoint
 from mission_gym.runs.compat import check_compatible
-from mission_gym.runs.layout import RUN_RECORD_FILE, RunPaths
+from mission_gym.runs.layout import EVALUATIONS_DIR, RUN_RECORD_FILE, RunPaths
 from mission_gym.runs.record import RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
 from mission_gym.spaces import action_space, observation_space, space_signature
 from mission_gym.vec_env import MissionVecEnv
@@ -33,6 +33,7 @@ from mission_gym.vec_env import MissionVecEnv
 BOOTSTRAP_SAMPLES = 2000
 Z_95 = 1.959963984540054
 GIF_FRAME_MS = 100
+GIF_FINAL_FRAME_MS = 2000
 
 
 class Policy(Protocol):
@@ -133,11 +134,11 @@ def seeds_hash(seeds: tuple[int, ...] | list[int]) -> str:
 
 @dataclass(frozen=True)
 class EvaluationTarget:
-    """A model file, the run it belongs to (if any) and the config it is evaluated on."""
+    """A model file, the run it belongs to and the config it is evaluated on."""
 
     model_path: Path
-    run_dir: Path | None
-    record: RunRecord | None
+    run_dir: Path
+    record: RunRecord
     config_dir: Path
     config: MissionConfig
 
@@ -146,21 +147,24 @@ def locate(model: str | Path, config_dir: str | Path | None, runs_root: Path) ->
     """Resolve the model and choose the config: its run's snapshot unless `config_dir` is given."""
     path = resolve_checkpoint(model, runs_root)
     paths = RunPaths.of_model(path)
-    record = load_record(paths.root) if paths.record.is_file() else None
-    if record is not None:
-        verify_checkpoint(path, paths.root.parent)  # a report must describe the checkpoint the run wrote
+    if not paths.record.is_file():
+        # Its report would have no run folder to go into, and writing beside an arbitrary file is no place for it.
+        raise MissionGymError(
+            f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it): reports are written into the "
+            f"evaluated checkpoint's run folder ({runs_root}/<run>/{EVALUATIONS_DIR}/), so nothing was evaluated; "
+            f"evaluate a checkpoint of a run under {runs_root} (a run name or its checkpoint path)")
+    record = load_record(paths.root)
+    verify_checkpoint(path, paths.root.parent)  # a report must describe the checkpoint the run wrote
     if config_dir is None:
-        if record is None:
-            raise MissionGymError(f"{path} is not inside a run folder (no {RUN_RECORD_FILE} beside it), so there is "
-                                  "no config snapshot to use; pass --config-dir")
         config_dir = paths.config_snapshot
     config = load_config(config_dir)
     if record is not None:
         try:
-            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name)
+            check_compatible(record.spaces, space_signature(config), parent_run=record.run_name, config_dir=config_dir,
+                             policy=record.policy)
         except CompatibilityError as error:
             raise CompatibilityError(f"{path} cannot be evaluated on {config_dir}:\n{error}") from None
-    return EvaluationTarget(path, paths.root if record else None, record, Path(config_dir), config)
+    return EvaluationTarget(path, paths.root, record, Path(config_dir), config)
 
 
 def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, episodes: int | None = None,
@@ -183,7 +187,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
     report = {
         "checkpoint": _display_path(target.model_path, runs_root),
         "step": int(policy.num_timesteps),
-        "run_name": target.record.run_name if target.record else None,
+        "run_name": target.record.run_name,
         "config_dir": str(target.config_dir),
         "config_hash": target.config.config_hash,
         "seeds_file": str(seeds_file) if seeds_file else f"{target.config_dir}/eval_seeds.txt",
@@ -193,7 +197,7 @@ def evaluate_model(model: str | Path, *, config_dir: str | Path | None = None, e
         "baseline": {**summarize(baseline), "paired": paired_comparison(ours, baseline)},
         "parent": _parent_summary(target, runs_root, seeds, deterministic, ours),
     }
-    out, model_path = RunPaths(target.run_dir or target.model_path.parent), target.model_path
+    out, model_path = RunPaths(target.run_dir), target.model_path
     out.evaluations_dir.mkdir(exist_ok=True)
     atomic_write_json(out.evaluation(model_path, ".json"), report)
     atomic_write_text(out.evaluation(model_path, ".md"), report_markdown(report))
@@ -207,10 +211,12 @@ def load_policy(path: Path, config: MissionConfig, config_dir: Path) -> PPO:
     """Load a model to play `config`; MissionGymError when the file is no PPO model or its spaces differ.
 
     A model outside any run folder has no record to check compatibility with, so its own spaces are compared
-    with the config's here (a mismatch would otherwise fail deep inside SB3's predict).
+    with the config's here (a mismatch would otherwise fail deep inside SB3's predict). An entity policy is
+    built for the config's units, so its spaces always match.
     """
+    check_model_archive(path)
     try:
-        policy = load_model(path, device="cpu")
+        policy = load_model(path, config, device="cpu")
     except (ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError) as error:
         raise MissionGymError(f"{path}: cannot be loaded as a PPO model ({type(error).__name__}: {error}); pass a "
                               "checkpoint written by train_ppo") from None
@@ -233,7 +239,7 @@ def _display_path(path: Path, runs_root: Path) -> str:
 
 def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, deterministic: bool,
                     ours: list[EpisodeResult]) -> dict[str, Any] | None:
-    parent = target.record.parent_checkpoint if target.record else None
+    parent = target.record.parent_checkpoint
     if parent is None:
         return None
     path = runs_root / parent.path
@@ -244,21 +250,26 @@ def _parent_summary(target: EvaluationTarget, runs_root: Path, seeds, determinis
 
 
 def replay_gif(policy: Policy, config: MissionConfig, seed: int, deterministic: bool = True) -> bytes:
-    """An animated GIF of one episode, from the environment's rgb_array frames."""
+    """An animated GIF of one episode, from the environment's rgb_array frames, ending on the final frame
+    (held for a while, so the outcome can be read).
+
+    The Gymnasium env is used rather than the VecEnv, whose auto-reset replaces the final state before it
+    could be drawn; an env reset with seed s plays exactly like a VecEnv arena seeded with s.
+    """
     import io
 
-    env = MissionVecEnv(1, config, seed=seed)
-    observation = env.reset()
-    frames = [Image.fromarray(render_frame(env.sim, 0))]
+    env = MissionGymEnv(config=config, render_mode="rgb_array")
+    observation, _ = env.reset(seed=seed)
+    frames = [Image.fromarray(env.render())]
     done = False
     while not done:
         action, _ = policy.predict(observation, deterministic=deterministic)
-        observation, _, dones, infos = env.step(action)
-        done = bool(dones[0])
-        if not done:
-            frames.append(Image.fromarray(render_frame(env.sim, 0)))
+        observation, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+        frames.append(Image.fromarray(env.render()))
+    durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FINAL_FRAME_MS]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0)
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return buffer.getvalue()
 
 

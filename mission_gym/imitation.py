@@ -5,6 +5,7 @@ cloning on the baseline's decisions (cross-entropy on its actions) plus a value 
 it earns gives PPO a policy that already captures, so training spends its budget improving on it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from mission_gym.config import MissionConfig
 from mission_gym.vec_env import MissionVecEnv
 
 MINIBATCH = 512
+EPOCHS = 4
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,11 @@ class Demonstrations:
     returns: np.ndarray
 
 
-def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: float, seed: int | None) -> Demonstrations:
-    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded."""
+def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: float, seed: int | None,
+                    reward_scale: float = 1.0, progress: Callable[[float], None] | None = None) -> Demonstrations:
+    """Play the baseline in `n_envs` arenas until `samples` decisions are recorded; the returns are those of
+    rewards times `reward_scale`, the scale PPO will learn values on; `progress` is told each step's share of
+    the recording."""
     env = MissionVecEnv(n_envs, config, seed=seed)
     policy = ScriptedAttackerPolicy(config)
     steps = max(1, samples // n_envs)
@@ -41,17 +46,21 @@ def record_baseline(config: MissionConfig, samples: int, n_envs: int, gamma: flo
         observations[t] = obs
         actions[t], _ = policy.predict(obs)
         obs, rewards[t], dones[t], _ = env.step(actions[t])
+        if progress is not None:
+            progress(1.0 / steps)
     returns = np.zeros_like(rewards)
     following = np.zeros(n_envs, dtype=np.float32)  # unfinished episodes are cut off here, not bootstrapped
     for t in reversed(range(steps)):
-        following = rewards[t] + gamma * following * ~dones[t]
+        following = reward_scale * rewards[t] + gamma * following * ~dones[t]
         returns[t] = following
     flat = steps * n_envs
     return Demonstrations(observations.reshape(flat, -1), actions.reshape(flat, -1), returns.reshape(flat))
 
 
-def imitate(model: PPO, demos: Demonstrations, epochs: int = 4, seed: int = 0) -> dict[str, float]:
-    """Fit the policy to the demonstrated actions and the value head to their returns; returns final losses."""
+def imitate(model: PPO, demos: Demonstrations, epochs: int = EPOCHS, seed: int = 0,
+            progress: Callable[[float], None] | None = None) -> dict[str, float]:
+    """Fit the policy to the demonstrated actions and the value head to their returns; returns final losses.
+    `progress` is told each minibatch's share of an epoch."""
     policy = model.policy
     device = policy.device
     obs = torch.as_tensor(demos.observations, device=device)
@@ -60,8 +69,9 @@ def imitate(model: PPO, demos: Demonstrations, epochs: int = 4, seed: int = 0) -
     order = np.random.default_rng(seed)
     policy.set_training_mode(True)
     action_loss = value_loss = torch.zeros(())
+    batches = max(1, len(obs) // MINIBATCH)
     for _ in range(epochs):
-        for batch in np.array_split(order.permutation(len(obs)), max(1, len(obs) // MINIBATCH)):
+        for batch in np.array_split(order.permutation(len(obs)), batches):
             index = torch.as_tensor(batch, device=device)
             values, log_prob, _ = policy.evaluate_actions(obs[index], actions[index])
             action_loss = -log_prob.mean()
@@ -71,5 +81,7 @@ def imitate(model: PPO, demos: Demonstrations, epochs: int = 4, seed: int = 0) -
             # norm and starve the policy; Adam scales each parameter's step on its own.
             (action_loss + value_loss).backward()
             policy.optimizer.step()
+            if progress is not None:
+                progress(1.0 / batches)
     policy.set_training_mode(False)
     return {"imitation_action_loss": action_loss.item(), "imitation_value_loss": value_loss.item()}

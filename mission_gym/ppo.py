@@ -7,6 +7,8 @@ written back to the torch modules and the optimizer afterwards. Every other case
 (where torch's own kernels are efficient), runs SB3's update unchanged.
 """
 
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,21 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.common.save_util import json_to_data, open_path
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from stable_baselines3.common.utils import explained_variance
 from torch import nn
 
 from mission_gym import ppo_kernel as kernel
+from mission_gym.config import MissionConfig
+from mission_gym.entity_policy import EntityPolicy, entity_layout
+from mission_gym.errors import MissionGymError
+from mission_gym.guards import non_finite_parameter
 from mission_gym.policy import MissionPolicy
+from mission_gym.spaces import action_space, observation_space
 
 # Minibatches this large go through torch: its batched kernels (and a second thread) beat the compiled loops.
 LARGE_MINIBATCH = 1024
@@ -136,6 +145,18 @@ class MissionPPO(PPO):
         network.write(optimizer, theta, m, v, step)
         self._record_update(totals, last, clip_range)
 
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> tuple[int, BaseCallback]:
+        """SB3's set-up at the start of learn(), then one line saying which update this training runs."""
+        setup = super()._setup_learn(*args, **kwargs)
+        print(f"PPO update: {self.update_path()}", flush=True)
+        return setup
+
+    def update_path(self) -> str:
+        """Which update train() runs with the current settings, in words."""
+        if self._compiled_update_network() is None:
+            return f"SB3's update (minibatches of {LARGE_MINIBATCH:,} rows or more, a GPU, or another network)"
+        return f"numba small-minibatch kernel (minibatches of {self.batch_size} rows)"
+
     def _compiled_update_network(self) -> FlatNetwork | None:
         """The network to update with the kernel, or None when SB3's update must run."""
         policy, optimizer = self.policy, self.policy.optimizer
@@ -146,6 +167,7 @@ class MissionPPO(PPO):
             and isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 1
             and isinstance(policy.pi_features_extractor, FlattenExtractor)
             and isinstance(policy.vf_features_extractor, FlattenExtractor)
+            and isinstance(policy.mlp_extractor, MlpExtractor)  # the entity policy takes SB3's update
             and type(optimizer) is torch.optim.Adam and len(optimizer.param_groups) == 1
             and not any(optimizer.param_groups[0][k] for k in ("amsgrad", "maximize", "weight_decay"))
         )
@@ -196,7 +218,34 @@ def _flat_rollout(buffer: RolloutBuffer) -> dict[str, np.ndarray]:
     }
 
 
-def load_model(path: str | Path, **kwargs: Any) -> MissionPPO:
-    """Load a PPO checkpoint as `MissionPPO` with `MissionPolicy`, including checkpoints saved with SB3's plain
-    PPO and MlpPolicy (same parameters and optimizer state); `kwargs` go to `PPO.load`."""
-    return MissionPPO.load(path, custom_objects={"policy_class": MissionPolicy}, **kwargs)
+def load_model(path: str | Path, config: MissionConfig | None = None, **kwargs: Any) -> MissionPPO:
+    """Load a PPO checkpoint as `MissionPPO`; `kwargs` go to `PPO.load`.
+
+    An MLP checkpoint loads with `MissionPolicy`, including one saved with SB3's plain PPO and MlpPolicy (same
+    parameters and optimizer state). An `EntityPolicy` checkpoint loads as saved, or, given `config`, rebuilt
+    for that config's observation, action spaces and units: its weights do not depend on the unit counts.
+
+    Raises:
+        MissionGymError: the model holds NaN or infinity (it diverged; nothing it decides means anything).
+    """
+    saved = _saved_entries(path, ("policy_class", "policy_kwargs"))
+    if not (isinstance(saved["policy_class"], type) and issubclass(saved["policy_class"], EntityPolicy)):
+        custom: dict[str, Any] = {"policy_class": MissionPolicy}
+    else:
+        custom = {} if config is None else {
+            "observation_space": observation_space(config), "action_space": action_space(config),
+            "policy_kwargs": {**saved["policy_kwargs"], "layout": entity_layout(config)},
+        }
+    model = MissionPPO.load(path, custom_objects=custom, **kwargs)
+    problem = non_finite_parameter(model.policy)
+    if problem is not None:
+        raise MissionGymError(f"{path}: {problem} (NaN or infinity): this model diverged in training and cannot "
+                              "play; use an earlier checkpoint of its run")
+    return model
+
+
+def _saved_entries(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Some entries of a checkpoint's saved data (its `data` JSON), without loading its parameters."""
+    with open_path(path, "r", suffix="zip") as file, zipfile.ZipFile(file) as archive:
+        data = json.loads(archive.read("data"))
+    return json_to_data(json.dumps({key: data[key] for key in keys if key in data}))

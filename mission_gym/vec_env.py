@@ -13,15 +13,17 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn, VecEnvWrapper,
+)
 
-from mission_gym.config import REWARD_COMPONENTS, MissionConfig
+from mission_gym.config import MissionConfig
 from mission_gym.env import resolve_config
 from mission_gym.render import render_frame
-from mission_gym.sim import BatchedSim, Outcome
+from mission_gym.rules import REWARD_COMPONENTS, Outcome
+from mission_gym.sim import BatchedSim
 from mission_gym.spaces import action_space, observation_space
 
-_TERMINATED = (Outcome.CAPTURED, Outcome.ALL_DISABLED)
 
 
 class MissionVecEnv(VecEnv):
@@ -74,7 +76,7 @@ class MissionVecEnv(VecEnv):
     def _finish_episode(self, i: int, outcome: Outcome) -> dict[str, Any]:
         info = {
             "terminal_observation": self.sim.observations[i].copy(),
-            "TimeLimit.truncated": outcome not in _TERMINATED,
+            "TimeLimit.truncated": not outcome.terminated,
             "outcome": outcome.label,
             "episode_metrics": self.sim.episode_metrics(i),
             "episode_reward_components": dict(zip(REWARD_COMPONENTS, self.sim.episode_reward_components[i].tolist())),
@@ -107,3 +109,19 @@ def make_vec_env(n_envs: int, config_dir: str | Path | None = None, seed: int | 
                  config: MissionConfig | None = None) -> MissionVecEnv:
     """A `MissionVecEnv` of `n_envs` arenas; arena i is seeded with seed + i (random when seed is None)."""
     return MissionVecEnv(n_envs, resolve_config(config_dir, config), seed=seed)
+
+
+class ScaledRewards(VecEnvWrapper):
+    """Rewards times a constant, for the learner only: wrap it around a VecMonitor, which then still records the
+    unscaled episode returns that metrics, TensorBoard and evaluations report."""
+
+    def __init__(self, venv: VecEnv, scale: float) -> None:
+        super().__init__(venv)
+        self.scale = scale
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        return observations, rewards * np.float32(self.scale), dones, infos

@@ -8,8 +8,6 @@ run's partition (step, SHA-256, capture rate), so the asset's page moves while t
 """
 
 import math
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ from typing import Any
 import dagster as dg
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mission_gym.errors import MissionGymError
 from mission_gym.runs.record import load_record
 from mission_gym_pipelines.events import checkpoint_observation, last_metrics
 
@@ -51,15 +48,6 @@ class DagsterProgress(BaseCallback):
         self.dagster, self.run_dir, self.min_interval_s = context, run_dir, min_interval_s
         self._reported: set[str] = set()
         self._last_line = -math.inf
-
-    def _on_training_start(self) -> None:
-        # train() reserves the folder itself and would pick `<name>-2` if another process took the name first;
-        # the partition key must be the folder, so stop rather than train into a folder the partition is not.
-        record = load_record(self.run_dir)
-        if (record.pid, record.host) != (os.getpid(), socket.gethostname()):
-            raise MissionGymError(f"run folder {self.run_dir} was created by another process (pid {record.pid} "
-                                  f"on {record.host}) while this one started; materialize a new partition instead")
-        self._reported = {entry.file for entry in record.checkpoints}  # none yet; a branch starts empty too
 
     def _on_step(self) -> bool:
         return True

@@ -16,12 +16,14 @@ Training declares the "gpu" pool (dagster_home/dagster.yaml lets one run hold it
 Kubernetes for one GPU (op tags for k8s_job_executor, job tags for the K8s run launcher).
 """
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
+from mission_gym.errors import MissionGymError
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.naming import MAX_RUN_NAME_LEN, validate_name
 from mission_gym.runs.record import RunRecord, load_record
@@ -56,7 +58,7 @@ def _setting(name: str) -> Any:
 def _ppo(name: str) -> Any:
     """An optional PPO field: empty means the default for a fresh run, the parent's value for a branch."""
     field = PPOHyperparameters.model_fields[name]
-    default = field.default_factory() if field.default_factory else field.default
+    default = PPOHyperparameters().model_dump()[name]
     return Field(default=None, description=f"{field.description} (empty: {default} for a new run, the "
                                            "parent's value for a branch)")
 
@@ -76,8 +78,6 @@ class _TrainingFields(dg.Config):
     torch_threads: int | None = _setting("torch_threads")
     tensorboard: bool = _setting("tensorboard")
     imitation_samples: int = _setting("imitation_samples")
-    if "policy" in TrainSettings.model_fields:  # the policy network (`--policy`), once the library has it
-        policy: TrainSettings.model_fields["policy"].annotation = _setting("policy")  # type: ignore[name-defined]
     learning_rate: float | None = _ppo("learning_rate")
     n_steps: int | None = _ppo("n_steps")
     batch_size: int | None = _ppo("batch_size")
@@ -89,6 +89,8 @@ class _TrainingFields(dg.Config):
     vf_coef: float | None = _ppo("vf_coef")
     max_grad_norm: float | None = _ppo("max_grad_norm")
     net_arch: list[int] | None = _ppo("net_arch")
+    policy: str | None = _ppo("policy")  # mlp or entity; PPOHyperparameters refuses anything else
+    reward_scale: float | None = _ppo("reward_scale")
 
     def to_settings(self, runs: RunsRoot, **overrides: Any) -> TrainSettings:
         """The library's settings; only the PPO values given explicitly are passed (the rest inherit).
@@ -160,7 +162,7 @@ def train_planned(context: dg.OpExecutionContext, plan: RunPlan) -> RunRecord:
                      + (f", branched from {plan.parent.path}" if plan.parent else ""))
     progress = DagsterProgress(context, plan.run_dir)
     with readable_failure():
-        record = train(plan.settings, plan, extra_callbacks=[progress])
+        record = train(plan.settings, plan, extra_callbacks=[progress], on_created=partial(_is_planned, plan))
     if record.status != "finished":
         context.log_event(dg.AssetObservation(asset_key=CHECKPOINT, partition=record.run_name,
                                               metadata={"status": record.status, "step": record.timesteps.current},
@@ -169,6 +171,14 @@ def train_planned(context: dg.OpExecutionContext, plan: RunPlan) -> RunRecord:
         # itself (failed, diverged) would stop the same way again.
         raise dg.Failure(description=status_line(record), allow_retries=record.status == "interrupted")
     return record
+
+
+def _is_planned(plan: RunPlan, run_dir: Path) -> None:
+    """train() makes `<name>-2` when another process took the name first; the partition key must be the folder."""
+    if run_dir.name != plan.run_name:
+        raise MissionGymError(f"run folder {plan.run_dir} was created by another process while this one started; "
+                              f"nothing was trained under that name ({run_dir.name} is marked failed): materialize "
+                              "a new partition instead")
 
 
 def report_new_run(context: dg.OpExecutionContext, runs: RunsRoot, record: RunRecord, *,

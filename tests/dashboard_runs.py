@@ -5,6 +5,7 @@ from dashboard_runs import write_metrics, write_evaluation, make_lineage
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Iterable
@@ -21,13 +22,15 @@ ROOT_RUN = "amber-badger-20260120-101010"
 CHILD_RUN = "branch-20260122-193222"
 GRANDCHILD_RUN = "deeper-20260123-080000"
 OTHER_RUN = "quiet-otter-20260110-120000"
+START = dt.datetime(2026, 1, 20, 10, 10, 10, tzinfo=dt.timezone.utc)  # of every curve, as training writes `time`
 
 
 def metric_rows(count: int, step: int = 1000) -> list[dict[str, Any]]:
-    """A rising learning curve: return from about 0 to 50, capture rate from 0 to 0.8."""
+    """A rising learning curve: return from about 0 to 50, capture rate from 0 to 0.8, a row every 10 s."""
     return [
         {
             "timestep": (i + 1) * step,
+            "time": (START + dt.timedelta(seconds=10 * i)).isoformat(),
             "ep_return_mean": 50 * math.tanh(i / max(count / 3, 1)),
             "capture_rate": 0.8 * i / max(count - 1, 1),
         }

@@ -14,6 +14,8 @@ from runs_factory import make_broken_run, make_run
 from mission_gym.scripts import cleanup
 from mission_gym.scripts.cleanup import human_size, human_steps, main
 
+pytestmark = pytest.mark.slow  # end to end: the cleanup command in a subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -112,10 +114,30 @@ def test_errors_exit_2_with_message(runs, args, message, capsys):
     assert len(_present(runs)) == 6
 
 
-def test_two_modes_are_refused_by_argparse(runs, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["--keep-active-lineage", "--delete-failed", "--runs-dir", str(runs)])
-    assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+def test_two_modes_are_refused_in_one_line(runs, capsys):
+    assert main(["--keep-active-lineage", "--delete-failed", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not allowed with" in err and err.count("\n") == 1
+
+
+def test_keep_lineage_names_its_anchor_without_calling_it_active(runs, capsys):
+    assert main(["--keep-lineage", "zen-comet-20260122-012517", "--dry-run", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "zen-comet-20260122-012517 (finished, 2.0k steps, named by --keep-lineage)" in out
+    assert "active" not in out.split("To delete")[0]
+    assert main(["--keep-active-lineage", "--dry-run", "--runs-dir", str(runs)]) == 0
+    assert "steps, active)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_runs_dir_that_is_no_folder_is_named(tmp_path, capsys, kind):
+    target = tmp_path / "runz"
+    if kind == "file":
+        target.write_text("not a folder")
+    assert main(["--delete-failed", "--dry-run", "--runs-dir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --runs-dir {target}: ") and "Errno" not in err
+    assert target.exists() == (kind == "file")
 
 
 def test_default_runs_dir_is_runs_in_the_working_directory(runs, monkeypatch, capsys):

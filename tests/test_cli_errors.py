@@ -20,6 +20,8 @@ from mission_gym import cli
 from mission_gym.config import load_config
 from mission_gym.spaces import space_signature
 
+pytestmark = pytest.mark.slow  # end to end: the commands in subprocesses, with training
+
 PARENT = "parent-20260101-000000"
 
 
@@ -41,9 +43,13 @@ TRAIN_ERRORS = [
     (["--eval-freq", "-5"], ["--eval-freq -5"]),
     (["--seed", "-1"], ["--seed -1"]),
     (["--torch-threads", "0"], ["--torch-threads 0"]),
-    (["--learning-rate", "-0.1"], ["learning_rate"]),
-    (["--batch-size", "1"], ["batch_size"]),
-    (["--gamma", "1.5"], ["gamma"]),
+    (["--learning-rate", "-0.1"], ["--learning-rate -0.1", "greater than 0"]),
+    (["--learning-rate", "inf"], ["--learning-rate", "'inf' is not a finite number"]),
+    (["--clip-range", "nan"], ["--clip-range", "'nan' is not a finite number"]),
+    (["--seed", "99999999999999999999999"], ["--seed 99999999999999999999999", "4294967295"]),
+    (["--batch-size", "1"], ["--batch-size 1"]),
+    (["--batch-size", "512"], ["--batch-size 512", "rollout", "= 256 timesteps"]),
+    (["--gamma", "1.5"], ["--gamma 1.5"]),
     (["--net-arch", "abc"], ["--net-arch 'abc'"]),
     (["--net-arch", "0,32"], ["--net-arch '0,32'"]),
     (["--n-envs", "1", "--n-steps", "1"], ["--n-envs 1", "--n-steps 1"]),
@@ -126,7 +132,7 @@ EVALUATE_ERRORS = [
      ["no-such-configs"]),
     (["--model", f"runs/{PARENT}/checkpoints/ppo_mission_2000_steps"], [f"{PARENT}/configs", "not found"]),
     (["--model", f"runs/{PARENT}/checkpoints/ppo_mission_2000_steps", "--config-dir", "configs"],
-     ["cannot be loaded as a PPO model"]),
+     ["the checkpoint archive is damaged"]),
     (["--episodes", "3"], ["the following arguments are required: --model"]),
     (["--model", PARENT, "--episodes", "x"], ["invalid int value"]),
 ]
@@ -140,8 +146,8 @@ def test_evaluate_bad_input(work, argv, needles):
     assert tree_state(work) == state
 
 
-def test_evaluate_model_outside_a_run_on_another_config(work, tmp_path):
-    """No run record to check against: the model's own spaces are compared with the config's."""
+def test_evaluate_model_outside_a_run_is_refused_saying_where_reports_go(work, tmp_path):
+    """No run folder to write the report into: refused before anything is evaluated or written."""
     code, _, err = train_main([*TINY, "--timesteps", "256", "--no-tensorboard", "--run-name", "small"])
     assert code == 0, err
     (small,) = [p for p in (work / "runs").iterdir() if p.name.startswith("small-")]
@@ -153,7 +159,7 @@ def test_evaluate_model_outside_a_run_on_another_config(work, tmp_path):
     add_defender(other)
     state = tree_state(tmp_path)
     code, _, err = evaluate_main(["--model", str(exported / "policy"), "--config-dir", str(other)])
-    assert_user_error(code, err, "observation shape", "--config-dir")
+    assert_user_error(code, err, "not inside a run folder", "runs/<run>/evaluations/")
     assert tree_state(tmp_path) == state
 
 
@@ -161,7 +167,7 @@ def test_evaluate_bad_input_in_a_real_process(work):
     state = tree_state(work)
     done = run_cli(["-m", EVALUATE_MODULE, "--model", f"runs/{PARENT}/checkpoints/ppo_mission_2000_steps",
                     "--config-dir", "configs"], cwd=work)
-    assert_user_error(done.returncode, done.stderr, "cannot be loaded as a PPO model")
+    assert_user_error(done.returncode, done.stderr, "the checkpoint archive is damaged")
     assert tree_state(work) == state
 
 

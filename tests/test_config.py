@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 import mission_gym
-from mission_gym.config import CONFIG_FILES, REWARD_COMPONENTS, load_config, read_seeds_file
+from mission_gym.config import CONFIG_FILES, load_config, read_seeds_file
 from mission_gym.errors import ConfigError
+from mission_gym.rules import REWARD_COMPONENTS
+from mission_gym.yaml_io import YamlLoader
 
 from conftest import REPO_CONFIGS
 
@@ -76,6 +78,18 @@ BAD_CONFIGS = [
     ("no seeds", {"eval_seeds.txt": "# nothing\n"}, "eval_seeds.txt", "no seeds", ""),
     ("invalid YAML", {"reward.yaml": "components: {win_bonus: [1, 2\n"}, "reward.yaml", "not valid YAML", "line"),
     ("top level not a mapping", {"sensors.yaml": "- lidar\n- radar\n"}, "sensors.yaml", "mapping", "list"),
+    ("NaN reward weight", {"reward.yaml": {"components.win_bonus.weight": float("nan")}}, "reward.yaml",
+     "components.win_bonus.weight", "nan"),
+    ("infinite episode", {"world.yaml": {"physics.max_episode_seconds": float("inf")}}, "world.yaml",
+     "physics.max_episode_seconds", "inf"),
+    ("-inf waypoint", {"scenario.yaml": {"defenders[0].patrol_waypoints[1]": [90.0, float("-inf")]}},
+     "scenario.yaml", "defenders[0].patrol_waypoints[1][1]", "-inf"),
+    ("absurd speed", {"units_attackers.yaml": {"unit_types.UGV_A.max_speed": 1e300}}, "units_attackers.yaml",
+     "unit_types.UGV_A.max_speed", "1e+300"),
+    ("absurd episode", {"world.yaml": {"physics.max_episode_seconds": 1e7}}, "world.yaml",
+     "physics.max_episode_seconds", "10000000.0"),
+    ("arena too large for the route grid", {"world.yaml": {"arena.width": 5000.0}}, "world.yaml", "arena.width",
+     "5000.0"),
 ]
 
 
@@ -234,6 +248,52 @@ def test_reordered_reward_file_keeps_component_labels(config_dir):
     _, reward, *_, info = env.step(env.action_space.sample() * 0)
     assert info["reward_components"]["time_penalty"] == pytest.approx(-0.001)
     assert info["reward_components"]["win_bonus"] == 0.0
+
+
+def test_limits_name_the_valid_range(config_dir):
+    directory = config_dir({"world.yaml": {"physics.max_episode_seconds": 1e7}})
+    with pytest.raises(ConfigError, match=r"less than or equal to 1000000"):
+        load_config(directory)
+    directory = config_dir({"world.yaml": {"arena.height": 2001.0}})
+    with pytest.raises(ConfigError, match=r"arena\.height = 2001\.0: Input should be less than or equal to 2000"):
+        load_config(directory)
+
+
+def test_the_limits_admit_the_edges(config_dir):
+    edges = {"world.yaml": {"arena.width": 2000.0, "arena.height": 2000.0, "physics.max_episode_seconds": 1e6},
+             "units_attackers.yaml": {"unit_types.UGV_A.max_speed": 1e6}}
+    assert load_config(config_dir(edges)).world.arena.width == 2000.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("arena: {width: 1}\narena: {width: 2}\n", "duplicate key 'arena' on line 2 (first on line 1)"),
+    ("a:\n  b: 1\n  c: 2\n  b: 3\n", "duplicate key 'b' on line 4 (first on line 2)"),
+    ("a: {b: 1, b: 2}\n", "duplicate key 'b' twice on line 1"),
+    ("- {x: 1, y: 2, x: 3}\n", "duplicate key 'x' twice on line 1"),
+])
+def test_yaml_loader_refuses_a_repeated_key_naming_both_lines(text, expected):
+    with pytest.raises(yaml.YAMLError, match=re.escape(expected)):
+        yaml.load(text, Loader=YamlLoader)
+
+
+def test_yaml_loader_keeps_merge_keys_and_exponent_floats():
+    data = yaml.load("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 5\nlr: 1e-3\n", Loader=YamlLoader)
+    assert data["other"] == {"x": 5, "y": 2} and data["lr"] == 0.001
+
+
+def test_repeated_key_in_a_config_file_is_refused(config_dir):
+    directory = config_dir()
+    reward = directory / "reward.yaml"
+    reward.write_text(reward.read_text() + "  win_bonus: {weight: 1.0, enabled: true}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{reward}: not valid YAML: duplicate key 'win_bonus'")):
+        load_config(directory)
+
+
+def test_missing_seed_file_is_named_as_a_seed_file(tmp_path):
+    path = tmp_path / "missing.txt"
+    with pytest.raises(ConfigError) as caught:
+        read_seeds_file(path)
+    assert str(caught.value) == f"{path}: seed file not found; pass an existing file with one integer seed per line"
 
 
 def test_seed_file_reader_reports_the_line(tmp_path):

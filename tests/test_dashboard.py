@@ -23,7 +23,9 @@ from dashboard_runs import (
 )
 from runs_factory import make_broken_run, make_run, update_record
 
-from mission_gym import dashboard
+from mission_gym.dashboard import data as dashboard_data
+from mission_gym.dashboard.assets import script_hash
+from mission_gym.dashboard.fmt import fmt_num, fmt_pct, fmt_steps
 from mission_gym.dashboard import MAX_CURVE_POINTS, generate_unified_dashboard
 from mission_gym.errors import MissionGymError
 
@@ -42,8 +44,26 @@ def row_html(page: str, name: str) -> str:
     return match.group(0)
 
 
+def without_inline_code(page: str) -> str:
+    """The page minus the trusted inline scripts (uPlot and app.js, allowed by hash) and the data block."""
+    return re.sub(r'<script( type="application/json" id="mg-data")?>.*?</script>', "", page, flags=re.S)
+
+
+def data_block(page: str) -> dict:
+    match = re.search(r'<script type="application/json" id="mg-data">(.*?)</script>', page, re.S)
+    assert match, "no data block"
+    assert "<" not in match.group(1)
+    return json.loads(match.group(1))
+
+
 def chart_paths(row: str) -> list[str]:
     return re.findall(r'<path d="([^"]*)"', row)
+
+
+@pytest.fixture(autouse=True)
+def no_dagster_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without Dagster links unless a test asks for them, whatever the developer's environment says."""
+    monkeypatch.delenv("MISSION_GYM_DAGSTER_URL", raising=False)
 
 
 @pytest.fixture
@@ -60,8 +80,11 @@ def test_user_strings_are_escaped_everywhere(runs: Path) -> None:
     update_record(runs / ROOT_RUN, status="failed", error='<b>boom</b> & "x"')
     write_evaluation(runs / CHILD_RUN, "ppo_mission_250000_steps", checkpoint='"><script>alert(3)</script>',
                      capture_rate=0.5, parent={"capture_rate": 0.4, "checkpoint": "<i>p</i>"})  # fmt: skip
-    page = render(runs)
+    update_record(runs / CHILD_RUN, hyperparameters={"</script><script>alert(4)</script>": "<b>x</b>"})
+    raw = render(runs)
+    page = without_inline_code(raw)
     assert "<script" not in page.lower()
+    assert data_block(raw)["runs"][1]["hyperparameters"] == {"</script><script>alert(4)</script>": "<b>x</b>"}
     assert "<img" not in page and "<svg onload" not in page and "<b>boom" not in page and "<i>p" not in page
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=&quot;window.__pwned=1;" in page
     assert "&amp; &#x27;q&#x27; &quot;dq&quot;" in page
@@ -71,24 +94,32 @@ def test_user_strings_are_escaped_everywhere(runs: Path) -> None:
 
 
 def test_page_is_self_contained_and_refreshes(runs: Path) -> None:
-    page = render(runs)
-    assert '<meta http-equiv="refresh" content="5">' in page
-    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    raw = render(runs)
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in raw and 'data-refresh-s="5"' in raw
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', raw).group(1)
+    for rule in ("default-src 'none'", "connect-src 'none'", "img-src data:"):
+        assert rule in csp, rule
+    scripts = re.findall(r"<script>(.*?)</script>", raw, re.S)
+    assert len(scripts) == 2 and "uPlot" in scripts[0] and "Copyright" in scripts[0]  # the library and its licence
+    allowed = re.search(r"script-src ([^;]*)", csp).group(1).split()
+    assert allowed == [script_hash(s) for s in scripts]
+    page = without_inline_code(raw)
     for external in ("http:", "https:", "//cdn", "<link", "@import", "url(", "<script"):
         assert external not in page, external
-    assert re.search(r"<[a-z][^>]*\s(src|href)=", page) is None  # no tag loads anything
+    assert re.search(r"<[a-z][^>]*\ssrc=", page) is None  # no tag loads anything
+    assert all(not re.match(r"[a-z]+:|/", href) for href in re.findall(r'href="([^"]*)"', page))  # relative links only
     assert page.count("<svg") >= 5  # the forest and one learning curve per run
 
 
 def test_numbers_never_crash_and_show_a_dash_when_missing() -> None:
     for missing in (None, float("nan"), np.float32("nan"), float("inf"), -np.inf, "12", True, 10**400, [1]):
-        assert dashboard._fmt_num(missing) == "—"
-        assert dashboard._fmt_pct(missing) == "—"
-        assert dashboard._fmt_steps(missing) == "—"
-    assert dashboard._fmt_num(np.float32(1.25), 2) == "1.25"
-    assert dashboard._fmt_pct(np.float64(0.425)) == "42.5%"
-    assert dashboard._fmt_steps(np.int64(27_670_000)) == "27.67M"
-    assert dashboard._fmt_steps(50_000) == "50.0k"
+        assert fmt_num(missing) == "—"
+        assert fmt_pct(missing) == "—"
+        assert fmt_steps(missing) == "—"
+    assert fmt_num(np.float32(1.25), 2) == "1.25"
+    assert fmt_pct(np.float64(0.425)) == "42.5%"
+    assert fmt_steps(np.int64(27_670_000)) == "27.67M"
+    assert fmt_steps(50_000) == "50.0k"
 
 
 def test_non_finite_values_in_reports_and_metrics_render_as_dashes(runs: Path) -> None:
@@ -136,7 +167,7 @@ def test_children_are_indented_with_an_arrow(runs: Path) -> None:
 
 
 def test_forest_picture_has_a_node_per_run_and_labelled_branch_edges(runs: Path) -> None:
-    forest = re.search(r'<svg class="forest".*?</svg>', render(runs), re.S).group(0)
+    forest = "".join(re.findall(r'<svg class="forest".*?</svg>', render(runs), re.S))
     assert forest.count('<g class="node">') == 4
     assert ">@ 200.0k</text>" in forest and ">@ 250.0k</text>" in forest  # child and grandchild branch steps
 
@@ -330,7 +361,7 @@ def test_deleted_runs_leave_page_and_cache(runs: Path) -> None:
         item.rmdir() if item.is_dir() else item.unlink()
     (runs / OTHER_RUN).rmdir()
     assert OTHER_RUN not in render(runs)
-    cache = dashboard._CACHES[runs.resolve()]
+    cache = dashboard_data._CACHES[runs.resolve()]
     assert all(OTHER_RUN not in p.parts for table in (cache.records, cache.curves, cache.evaluations) for p in table)
 
 

@@ -10,7 +10,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import mission_gym
+from mission_gym.config import load_config
 from mission_gym.env import MissionGymEnv
+from mission_gym.render import ATTACKER, DEFENDER
+from mission_gym.sim.observation import ATTACKER_FEATURES, DEFENDER_FEATURES, GLOBAL_FEATURES
 from mission_gym.vec_env import MissionVecEnv
 
 from conftest import REPO_CONFIGS
@@ -43,8 +46,8 @@ def test_registered_and_renders_an_rgb_frame(env):
     assert frame.shape[0] >= 200 and frame.shape[1] >= 200
     colours = {tuple(c) for c in frame.reshape(-1, 3)[::7]}
     assert len(colours) > 4  # background, obstacles, zone, units: a picture, not a blank
-    assert (30, 90, 200) in {tuple(c) for c in frame.reshape(-1, 3)}  # attackers drawn
-    assert (200, 40, 40) in {tuple(c) for c in frame.reshape(-1, 3)}  # defenders drawn
+    assert ATTACKER in {tuple(c) for c in frame.reshape(-1, 3)}  # attackers drawn
+    assert DEFENDER in {tuple(c) for c in frame.reshape(-1, 3)}  # defenders drawn
     for _ in range(8):
         env.step(env.action_space.sample())
     assert not np.array_equal(env.render(), frame)  # the picture follows the game
@@ -58,12 +61,15 @@ def test_render_modes():
 
 def test_spaces_and_observation(env):
     unwrapped = env.unwrapped
+    config = load_config(REPO_CONFIGS)
+    attackers, defenders = config.scenario.attackers, config.scenario.defenders
     assert isinstance(env.action_space, gymnasium.spaces.MultiDiscrete)
-    assert list(env.action_space.nvec) == [10, 10, 10, 10]  # 9 moves + TAG or SCAN, per attacker
+    assert list(env.action_space.nvec) == [len(config.attacker_types[a.unit_type].actions) for a in attackers]
     space = env.observation_space
     assert isinstance(space, gymnasium.spaces.Box) and space.dtype == np.float32
     assert np.all(space.low == -1.0) and np.all(space.high == 1.0)
-    assert len(unwrapped.feature_names) == space.shape[0] == 4 * 23 + 2 * 5 + 4
+    size = len(attackers) * len(ATTACKER_FEATURES) + len(defenders) * len(DEFENDER_FEATURES) + len(GLOBAL_FEATURES)
+    assert len(unwrapped.feature_names) == space.shape[0] == size
     assert len(set(unwrapped.feature_names)) == len(unwrapped.feature_names)
     for name in ("attacker_0.x", "defender_1.rel_x", "defender_0.alive", "objective.x", "objective.y",
                  "capture_progress", "time_remaining"):
@@ -82,7 +88,8 @@ def test_observation_bounded_and_finite_over_random_play():
     finished = 0
     for _ in range(600):
         assert np.all(np.isfinite(observations)) and np.all(np.abs(observations) <= 1.0)
-        observations, _, dones, infos = vec.step(rng.integers(0, vec.action_space.nvec, size=(8, 4)))
+        actions = rng.integers(0, vec.action_space.nvec, size=(8, len(vec.action_space.nvec)))
+        observations, _, dones, infos = vec.step(actions)
         for i in np.flatnonzero(dones):
             terminal = infos[i]["terminal_observation"]
             assert np.all(np.isfinite(terminal)) and np.all(np.abs(terminal) <= 1.0)
@@ -92,6 +99,8 @@ def test_observation_bounded_and_finite_over_random_play():
 
 def test_observation_size_follows_unit_counts(config_dir):
     base = len(MissionGymEnv(config_dir=REPO_CONFIGS).feature_names)
+    scenario = load_config(REPO_CONFIGS).scenario
+    attackers, defenders = len(scenario.attackers), len(scenario.defenders)
 
     def add_defender(data):
         data["defenders"].append({"unit_type": "DEF_UGV", "spawn": {"x": 130.0, "y": 100.0, "heading": 180.0},
@@ -100,9 +109,9 @@ def test_observation_size_follows_unit_counts(config_dir):
     def add_attacker(data):
         data["attackers"].append({"unit_type": "UAV_B", "spawn": {"x": 30.0, "y": 30.0, "heading": 45.0}})
 
-    for edit, delta, nvec in (({"scenario.yaml": add_defender}, 5, 4),
-                              ({"scenario.yaml": add_attacker}, 23, 5),
-                              ({"scenario.yaml": {"defenders": []}}, -10, 4)):
+    for edit, delta, nvec in (({"scenario.yaml": add_defender}, len(DEFENDER_FEATURES), attackers),
+                              ({"scenario.yaml": add_attacker}, len(ATTACKER_FEATURES), attackers + 1),
+                              ({"scenario.yaml": {"defenders": []}}, -defenders * len(DEFENDER_FEATURES), attackers)):
         env = MissionGymEnv(config_dir=config_dir(edit))
         observation, _ = env.reset(seed=0)
         assert observation.shape == env.observation_space.shape == (base + delta,)
@@ -130,7 +139,7 @@ def test_vec_env_api():
     assert rewards.shape == (4,) and rewards.dtype == np.float32
     assert dones.shape == (4,) and dones.dtype == bool and not dones.any()
     assert isinstance(infos, list) and len(infos) == 4 and all(isinstance(i, dict) for i in infos)
-    assert vec.last_reward_components.shape == (4, len(mission_gym.config.REWARD_COMPONENTS))
+    assert vec.last_reward_components.shape == (4, len(mission_gym.rules.REWARD_COMPONENTS))
     assert vec.get_attr("render_mode") == [None] * 4
     assert vec.env_is_wrapped(VecMonitor) == [False] * 4
     frames = vec.get_images()

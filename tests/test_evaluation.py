@@ -17,10 +17,13 @@ from test_training_support import (
     run_dirs, strict_json, train_main, tree_state,
 )
 
-from mission_gym.config import REWARD_COMPONENTS, load_config, read_seeds_file
+from mission_gym.config import load_config, read_seeds_file
 from mission_gym.evaluation import (
     EpisodeResult, bootstrap_interval, paired_comparison, seeds_hash, summarize, wilson_interval,
 )
+from mission_gym.rules import REWARD_COMPONENTS
+
+pytestmark = pytest.mark.slow  # end to end: trains the runs it evaluates
 
 EVAL_SEEDS = 8
 
@@ -212,19 +215,16 @@ def test_gif_replay_is_an_animated_gif(runs):
         image.seek(image.n_frames - 1)  # every frame decodes
 
 
-def test_model_outside_a_run_needs_config_dir(runs, work, tmp_path):
+def test_model_outside_a_run_is_refused_and_nothing_is_written_beside_it(runs, work, tmp_path):
     _, child = runs
     elsewhere = tmp_path / "exported"
     elsewhere.mkdir()
     shutil.copyfile(checkpoint_path(child, 1536), elsewhere / "policy.zip")
-    state = tree_state(work)
-    code, _, err = evaluate_main(["--model", str(elsewhere / "policy")])
-    assert_user_error(code, err, "--config-dir", "not inside a run folder")
-    assert tree_state(work) == state
-    code, _, err = evaluate_main(["--model", str(elsewhere / "policy"), "--config-dir", "configs", "--episodes", "2"])
-    assert code == 0, err
-    report = strict_json(elsewhere / "evaluations" / "policy.json")
-    assert report["run_name"] is None and report["parent"] is None
+    state, beside = tree_state(work), tree_state(elsewhere)
+    for extra in ([], ["--config-dir", "configs", "--episodes", "2"]):
+        code, _, err = evaluate_main(["--model", str(elsewhere / "policy"), *extra])
+        assert_user_error(code, err, "not inside a run folder", "runs/<run>/evaluations/")
+    assert tree_state(work) == state and tree_state(elsewhere) == beside
 
 
 def test_config_dir_with_other_unit_counts_is_refused(runs, work, tmp_path):

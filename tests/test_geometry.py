@@ -11,8 +11,9 @@ from mission_gym.sim.engagement import line_of_sight
 from mission_gym.sim.geometry import INF, free_distance, grown_hit, ray_hit, sight_blocked, signed_distance
 from mission_gym.sim.layout import (
     N_OBSTACLE_PARAMS, N_UNIT_PARAMS, N_UNIT_STATE, OB_BOUND, OB_COS, OB_HALF_H, OB_HALF_W, OB_KIND, OB_RADIUS,
-    OB_SIGHT, OB_SIN, OB_X, OB_Y, UP_AIR, US_X, US_Y, build_params,
+    OB_SIGHT, OB_SIN, OB_X, OB_Y, UP_AIR, US_X, US_Y,
 )
+from mission_gym.sim.params import build_params
 
 from conftest import REPO_CONFIGS, obstacle_clearances
 

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
+from conftest import REPO_CONFIGS
+
 from mission_gym.config import load_config
 from mission_gym.imitation import imitate, record_baseline
 from mission_gym.vec_env import MissionVecEnv
@@ -11,7 +13,7 @@ from mission_gym.vec_env import MissionVecEnv
 
 @pytest.fixture(scope="module")
 def config():
-    return load_config("configs")
+    return load_config(REPO_CONFIGS)
 
 
 def agreement(model: PPO, observations: np.ndarray, actions: np.ndarray) -> float:

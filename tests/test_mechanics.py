@@ -7,19 +7,24 @@ import numpy as np
 import pytest
 
 import mission_gym
-from mission_gym.config import ACTION_NAMES, REWARD_COMPONENTS, load_config
+from mission_gym.config import load_config
 from mission_gym.env import MissionGymEnv
+from mission_gym.rules import ACTION_NAMES, REWARD_COMPONENTS
 from mission_gym.sim.engagement import NOT_DETECTED, detection_noise
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_MEMORY, DS_REACTION, DS_TARGET, N_UNIT_STATE, US_ALIVE, US_CMD_SPEED, US_COS,
-    US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y, build_params,
+    US_HEADING, US_INTEGRITY, US_SCAN_CD, US_SCANNING, US_SIN, US_SPEED, US_TAG_CD, US_X, US_Y,
 )
+from mission_gym.sim.params import build_params
 
 from conftest import REPO_CONFIGS, obstacle_clearances
 
+# Expected game values come from the configs the tests run on, so retuning configs/ keeps them true.
+BASE = load_config(REPO_CONFIGS)
 STOP = ACTION_NAMES.index("STOP")
 EAST, WEST = ACTION_NAMES.index("E"), ACTION_NAMES.index("W")
-TAG = 9  # index of TAG in UGV_A's action list, and of SCAN in UAV_A's
+TAG = BASE.attacker_types["UGV_A"].actions.index("TAG")  # a command is an index into the unit type's own list
+SCAN = BASE.attacker_types["UAV_A"].actions.index("SCAN")
 
 # No randomness anywhere: spawns, headings, objective, defender behaviour.
 QUIET = {
@@ -68,6 +73,7 @@ DUEL = quiet(
     units_defenders={"unit_types.DEF_UGV.max_speed": 0.001, "unit_types.DEF_UGV.max_turn_rate_deg": 0.001},
 )
 DEFENDER = 2  # unit index: attackers first
+DUEL_UGV_INTEGRITY = DUEL["units_attackers.yaml"]["unit_types.UGV_A.integrity"]
 
 
 @pytest.fixture(scope="module")
@@ -77,37 +83,59 @@ def duel(config_dir):
     env.close()
 
 
-def falloff(distance: float, close: float, far: float) -> float:
-    return close if distance <= 8.0 else close + (far - close) * (distance - 8.0) / 12.0
+def falloff(tag, distance: float, close: float) -> float:
+    """Tag damage at `distance`: `close` up to the close range, then falling linearly to the far value at full
+    range; the far value scales with `close` (a unit's own tag_damage replaces damage_close)."""
+    far = close * tag.damage_far / tag.damage_close
+    if distance <= tag.close_range:
+        return close
+    return close + (far - close) * (distance - tag.close_range) / (tag.range - tag.close_range)
 
 
-@pytest.mark.parametrize("distance", [3.0, 8.0, 11.0, 14.0, 17.5, 20.0])
-def test_tag_damage_falls_off_linearly_and_respects_unit_override(duel, distance):
+def weights(config) -> dict[str, float]:
+    return {name: term.weight for name, term in config.reward.components.items()}
+
+
+@pytest.mark.parametrize("share", [0.15, 0.4, 0.55, 0.7, 0.875, 1.0])  # of the tag range (8 m is 0.4 of 20 m)
+def test_tag_damage_falls_off_linearly_and_respects_unit_override(duel, share):
+    tag, defender_type = duel.config.engagement.tag, duel.config.defender_types["DEF_UGV"]
+    distance = share * tag.range
     duel.reset(seed=0)
     place(duel, 0, 160.0 + distance, 15.0, heading_deg=180.0)  # facing the defender, which faces it
     _, reward, _, _, info = duel.step(np.array([TAG, STOP]))
     units = duel.sim.units[0]
-    # The attacker's tag: engagement defaults 25 at <= 8 m falling to 10 at 20 m.
-    assert 150.0 - units[DEFENDER, US_INTEGRITY] == pytest.approx(falloff(distance, 25.0, 10.0), abs=1e-3)
-    # The defender's: DEF_UGV's tag_damage 35 replaces 25, and the far value scales with it (to 14).
-    assert 1000.0 - units[0, US_INTEGRITY] == pytest.approx(falloff(distance, 35.0, 14.0), abs=1e-3)
-    components = info["reward_components"]
-    assert components["tag_hit_bonus"] == pytest.approx(0.2)
-    assert components["integrity_loss_penalty"] == pytest.approx(-0.1 * falloff(distance, 35.0, 14.0), abs=1e-3)
+    # The attacker's tag: engagement's damage_close, falling to damage_far at full range.
+    lost = defender_type.integrity - units[DEFENDER, US_INTEGRITY]
+    assert lost == pytest.approx(falloff(tag, distance, tag.damage_close), abs=1e-3)
+    # The defender's: DEF_UGV's tag_damage replaces damage_close, and the far value scales with it.
+    defender_damage = falloff(tag, distance, defender_type.tag_damage or tag.damage_close)
+    assert DUEL_UGV_INTEGRITY - units[0, US_INTEGRITY] == pytest.approx(defender_damage, abs=1e-3)
+    components, weight = info["reward_components"], weights(duel.config)
+    assert components["tag_hit_bonus"] == pytest.approx(weight["tag_hit_bonus"])
+    assert components["integrity_loss_penalty"] == pytest.approx(weight["integrity_loss_penalty"] * defender_damage,
+                                                                 abs=1e-3)
     assert reward == pytest.approx(sum(components.values()))
 
 
+def at(distance: float, bearing_deg: float) -> tuple[float, float]:
+    """The point `distance` from the duel's defender at `bearing_deg` from its heading (east)."""
+    return 160.0 + distance * math.cos(math.radians(bearing_deg)), 15.0 + distance * math.sin(math.radians(bearing_deg))
+
+
+TAG_RULES = BASE.engagement.tag  # the duel leaves engagement.yaml as configs/ has it
+
+
 @pytest.mark.parametrize(("where", "hits"), [
-    ((181.0, 15.0), False),  # 21 m: out of range
-    ((160.0 + 10 * math.cos(math.radians(40)), 15.0 + 10 * math.sin(math.radians(40))), False),  # outside +-30 deg
-    ((160.0 + 10 * math.cos(math.radians(25)), 15.0 + 10 * math.sin(math.radians(25))), True),  # inside the cone
+    (at(TAG_RULES.range + 1.0, 0.0), False),  # just out of range
+    (at(10.0, TAG_RULES.cone_half_angle_deg + 10.0), False),  # outside the cone
+    (at(10.0, TAG_RULES.cone_half_angle_deg - 5.0), True),  # inside the cone
     ((150.0, 15.0), False),  # behind the defender
 ])
 def test_defender_tags_only_in_range_and_cone(duel, where, hits):
     duel.reset(seed=0)
     place(duel, 0, *where)
     duel.step(np.array([STOP, STOP]))
-    assert (duel.sim.units[0, 0, US_INTEGRITY] < 1000.0) == hits
+    assert (duel.sim.units[0, 0, US_INTEGRITY] < DUEL_UGV_INTEGRITY) == hits
 
 
 def test_tag_needs_line_of_sight_between_ground_units_but_not_to_air_units(duel):
@@ -135,7 +163,7 @@ def test_tag_lands_on_the_tick_an_opponent_closes_to_range_within_a_long_decisio
         place(env, 0, 190.0, 15.0, heading_deg=180.0)
         for decision in range(1, 120 // repeat + 1):
             env.step(np.array([WEST, STOP]))
-            if env.sim.units[0, 0, US_INTEGRITY] < 1000.0:
+            if env.sim.units[0, 0, US_INTEGRITY] < DUEL_UGV_INTEGRITY:
                 return decision * repeat, float(env.sim.units[0, 0, US_X])
         raise AssertionError("no tag")
 
@@ -149,7 +177,7 @@ def _hit_ticks(integrity: np.ndarray) -> list[int]:
     return [int(t) for t in np.flatnonzero(np.diff(integrity) < 0) + 1]
 
 
-def test_tag_cooldown_no_second_hit_before_three_seconds(duel):
+def test_tag_cooldown_no_second_hit_before_the_cooldown(duel):
     duel.reset(seed=0)
     place(duel, 0, 165.0, 15.0, heading_deg=180.0)
     attacker, defender = [duel.sim.units[0, 0, US_INTEGRITY]], [duel.sim.units[0, DEFENDER, US_INTEGRITY]]
@@ -157,14 +185,14 @@ def test_tag_cooldown_no_second_hit_before_three_seconds(duel):
         duel.step(np.array([TAG, STOP]))
         attacker.append(duel.sim.units[0, 0, US_INTEGRITY])
         defender.append(duel.sim.units[0, DEFENDER, US_INTEGRITY])
-    dt = 1.0 / duel.config.world.physics.tick_hz
+    dt, cooldown = 1.0 / duel.config.world.physics.tick_hz, duel.config.engagement.tag.cooldown_seconds
     for integrity in (attacker, defender):
         ticks = _hit_ticks(np.array(integrity))
         assert ticks[0] == 1  # the first tag lands on the first tick
-        assert len(ticks) == 4  # t = 0.05, 3.05, 6.05, 9.05
+        assert len(ticks) == 1 + int(199 * dt / cooldown + 1e-9)  # 3 s cooldown: t = 0.05, 3.05, 6.05, 9.05
         gaps = np.diff(ticks) * dt
-        # Never before the 3 s cooldown, and again as soon as it allows (not a tick late from rounding).
-        np.testing.assert_allclose(gaps, 3.0, atol=1e-9)
+        # Never before the cooldown, and again as soon as it allows (not a tick late from rounding).
+        np.testing.assert_allclose(gaps, cooldown, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------- engagement disabled
@@ -183,14 +211,15 @@ def test_tag_and_scan_disabled_keep_the_action_space_and_do_nothing(duel, duel_n
         place(env, 0, 165.0, 15.0, heading_deg=180.0)
         place(env, 1, 100.0, 150.0)
         for _ in range(4):
-            _, _, _, _, info = env.step(np.array([TAG, TAG]))  # TAG for the UGV, SCAN for the UAV
+            _, _, _, _, info = env.step(np.array([TAG, SCAN]))
         units = env.sim.units[0]
         results[name] = (units[0, US_INTEGRITY], units[DEFENDER, US_INTEGRITY], units[0, US_TAG_CD],
                          units[1, US_SCAN_CD], info["reward_components"])
     attacker, defender, tag_cd, scan_cd, _ = results["enabled"]
-    assert attacker < 1000.0 and defender < 150.0 and tag_cd > 0.0 and scan_cd > 0.0  # the actions do act...
+    full = (DUEL_UGV_INTEGRITY, duel.config.defender_types["DEF_UGV"].integrity)
+    assert attacker < full[0] and defender < full[1] and tag_cd > 0.0 and scan_cd > 0.0  # the actions do act...
     attacker, defender, tag_cd, scan_cd, components = results["disabled"]
-    assert (attacker, defender, tag_cd, scan_cd) == (1000.0, 150.0, 0.0, 0.0)  # ...and here do nothing
+    assert (attacker, defender, tag_cd, scan_cd) == (*full, 0.0, 0.0)  # ...and here do nothing
     assert duel_no_engagement.sim.units[0, 1, US_SCANNING] == 0.0
     assert components["tag_hit_bonus"] == 0.0 and components["integrity_loss_penalty"] == 0.0
 
@@ -227,16 +256,19 @@ def test_capture_after_fifteen_seconds_terminates_with_win_bonus(config_dir):
     env = MissionGymEnv(config_dir=config_dir(solo(100.0, 100.0)))
     env.reset(seed=0)
     steps = run_until_done(env, [STOP])
-    assert len(steps) == 60  # 15 s of presence at 0.25 s per decision
+    physics, weight = env.config.world.physics, weights(env.config)
+    capture_s = env.config.scenario.objective.capture_seconds
+    decision_s = physics.action_repeat / physics.tick_hz
+    assert len(steps) == math.ceil(capture_s / decision_s - 1e-9)  # capture_seconds of presence (15 s = 60 decisions)
     assert all(info["outcome"] == "running" and not (te or tr) for _, te, tr, info in steps[:-1])
     reward, terminated, truncated, info = steps[-1]
     assert (terminated, truncated, info["outcome"]) == (True, False, "captured")
-    assert info["reward_components"]["win_bonus"] == 200.0
+    assert info["reward_components"]["win_bonus"] == weight["win_bonus"]
     assert info["episode_metrics"]["capture_progress"] == pytest.approx(1.0)
     totals = info["episode_reward_components"]
-    assert totals["capture_progress"] == pytest.approx(2.0 * 15.0)
-    assert totals["zone_time"] == pytest.approx(2.0 * 15.0)
-    assert totals["zone_entry_bonus"] == pytest.approx(20.0)  # once, not per decision
+    assert totals["capture_progress"] == pytest.approx(weight["capture_progress"] * capture_s)
+    assert totals["zone_time"] == pytest.approx(weight["zone_time"] * capture_s)
+    assert totals["zone_entry_bonus"] == pytest.approx(weight["zone_entry_bonus"])  # once, not per decision
     assert sum(r for r, *_ in steps) == pytest.approx(sum(totals.values()))
 
 
@@ -498,7 +530,7 @@ def test_sensing_degradation_is_relative_to_each_units_own_integrity():
 def test_scanning_attacker_sights_a_defender_beyond_its_plain_sensor_range(duel):
     # UAV_A's longest sensor is radar, 60 m; scanning reaches 1.5 x that. The defender is 80 m south of it.
     freshness = duel.feature_names.index("defender_0.freshness")
-    for action, sighted in ((STOP, False), (TAG, True)):  # TAG is SCAN for the UAV_A
+    for action, sighted in ((STOP, False), (SCAN, True)):
         duel.reset(seed=0)
         place(duel, 0, 10.0, 190.0)  # the UGV_A far out of the way
         place(duel, 1, 160.0, 95.0)

@@ -29,6 +29,8 @@ from mission_gym_pipelines.reported import TRAINING_RUN_TAG
 from mission_gym_pipelines.resources import RunsRoot
 from mission_gym_pipelines.training import TrainingConfig, TrainRunConfig, checkpoint
 
+pytestmark = pytest.mark.slow  # end to end: Dagster materializations that train
+
 
 ALL_ASSETS = [config_snapshot, checkpoint, parent_checkpoint_intact, evaluation_report, dashboard, lineage_view]
 
@@ -315,3 +317,15 @@ def test_launchpad_config_is_documented_and_passes_only_given_ppo_values(tmp_pat
     settings = TrainingConfig(parent_checkpoint="root-20260101-000000", learning_rate=1e-4).to_settings(runs)
     assert settings.hyperparameters == {"learning_rate": 1e-4}  # the rest is inherited from the parent
     assert settings.runs_root == tmp_path / "runs" and settings.progress_bar is False
+
+
+def test_a_folder_taken_by_another_process_while_starting_stops_the_training():
+    from types import SimpleNamespace
+
+    from mission_gym.errors import MissionGymError
+    from mission_gym_pipelines.training import _is_planned
+
+    plan = SimpleNamespace(run_name="race", run_dir=Path("runs/race"))
+    _is_planned(plan, Path("runs/race"))  # the folder train() reserved is the partition's: go on
+    with pytest.raises(MissionGymError, match="created by another process"):
+        _is_planned(plan, Path("runs/race-2"))

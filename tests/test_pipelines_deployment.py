@@ -31,6 +31,7 @@ from mission_gym_pipelines.pools import GPU_POOL, ensure_pools
 POSTGRES_YAML = REPO_ROOT / "dagster_home_postgres" / "dagster.yaml"
 SQLITE_YAML = REPO_ROOT / "dagster_home" / "dagster.yaml"
 GPU_SLOTS = 2
+pytestmark = pytest.mark.slow  # end to end: PostgreSQL, separate webserver and daemon processes
 MANY_RUNS = 10_000
 TIMED_LOGS = """
 query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
@@ -76,7 +77,6 @@ def _add_many_runs(instance: dg.DagsterInstance) -> float:
     return time.perf_counter() - started
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries missing (scripts/install_system_deps.sh)")
 def test_postgres_webserver_and_daemon_as_services_train_four_runs_two_at_a_time(tmp_path: Path, monkeypatch):
     runs_root = tmp_path / "runs"
@@ -120,7 +120,6 @@ def test_postgres_webserver_and_daemon_as_services_train_four_runs_two_at_a_time
             assert graphql_s <= 2.0
 
 
-@pytest.mark.slow
 def test_listing_ten_thousand_runs_on_sqlite(tmp_path: Path):
     timings: dict[str, float] = {}
 

@@ -19,6 +19,8 @@ from mission_gym_pipelines.assets import evaluation_report
 from mission_gym_pipelines.pools import GPU_K8S_TAGS, POOLS, ensure_pools
 from mission_gym_pipelines.training import checkpoint, train_new_run, train_run
 
+pytestmark = pytest.mark.slow  # end to end: Dagster instances, a real PostgreSQL
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQLITE_YAML = REPO_ROOT / "dagster_home" / "dagster.yaml"
 POSTGRES_YAML = REPO_ROOT / "dagster_home_postgres" / "dagster.yaml"
@@ -51,7 +53,6 @@ def test_postgres_config_differs_from_the_embedded_one_only_in_storage():
     assert sqlite == postgres
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries missing (scripts/install_system_deps.sh)")
 def test_postgres_instance_stores_a_training_materialization(tmp_path, monkeypatch):
     with running_postgres() as server:

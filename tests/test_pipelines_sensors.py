@@ -28,6 +28,8 @@ from mission_gym_pipelines.resources import RunsRoot
 from mission_gym_pipelines.schedules import evaluate_new_checkpoints, evaluate_runs
 from mission_gym_pipelines.sensors import retention_sensor, run_folder_sensor
 
+pytestmark = pytest.mark.slow  # end to end: Dagster sensors and schedules over run folders
+
 
 @pytest.fixture()
 def instance():

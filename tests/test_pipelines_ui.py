@@ -16,6 +16,8 @@ from pipelines_support import REPO_CONFIGS
 from mission_gym.runs.record import load_record
 from mission_gym_pipelines.pools import ensure_pools
 
+pytestmark = pytest.mark.slow  # end to end: a real dagster dev server
+
 CHECKPOINT = """
 query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]}) { ... on AssetNode {
   partitionKeysByDimension { partitionKeys }
@@ -25,11 +27,11 @@ query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]
     label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } } } } }
 """
 
+
 def _entries(event: dict[str, Any]) -> dict[str, Any]:
     return {e["label"]: e.get("mdStr", e.get("intValue")) for e in event["metadataEntries"]}
 
 
-@pytest.mark.slow
 def test_the_readme_click_path_trains_branches_and_refuses_an_existing_run(tmp_path: Path):
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
@@ -85,7 +87,6 @@ query { runsOrError { ... on Runs { results { runId status tags { key value } } 
 """
 
 
-@pytest.mark.slow
 def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp_path: Path):
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}

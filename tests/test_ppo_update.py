@@ -101,6 +101,7 @@ def _assert_same_update(sb3: dict, ours: dict) -> None:
     for index, state in sb3["adam"].items():
         assert float(ours["adam"][index]["step"]) == float(state["step"])
         torch.testing.assert_close(ours["adam"][index]["exp_avg"], state["exp_avg"], rtol=1e-3, atol=1e-7)
+        torch.testing.assert_close(ours["adam"][index]["exp_avg_sq"], state["exp_avg_sq"], rtol=1e-3, atol=1e-10)
     for key in ("train/entropy_loss", "train/policy_gradient_loss", "train/value_loss", "train/approx_kl",
                 "train/clip_fraction", "train/loss", "train/n_updates"):
         assert ours["logs"][key] == pytest.approx(sb3["logs"][key], rel=1e-3, abs=1e-6), key
@@ -116,6 +117,26 @@ def test_compiled_update_matches_sb3(config_dir, edit, activation) -> None:
     sb3, ours = _update_both_ways(model)
     assert sb3["logs"]["train/clip_fraction"] > 0, "the learning rate must be high enough that clipping happens"
     _assert_same_update(sb3, ours)
+
+
+@pytest.mark.filterwarnings("ignore:You have specified a mini-batch size")  # SB3's warning: the point here
+def test_compiled_update_matches_sb3_when_the_last_minibatch_is_partial(config_dir) -> None:
+    model = _model(config_dir(), batch_size=96)  # 4 arenas x 64 steps = 256 rows: 96 + 96 + 64 per epoch
+    assert model.n_steps * model.n_envs % model.batch_size and model._compiled_update_network() is not None
+    sb3, ours = _update_both_ways(model)
+    steps = {float(s["step"]) for s in sb3["adam"].values()}
+    assert steps == {3 * 3 * 3}, "three updates of three epochs of three minibatches each, the last one partial"
+    _assert_same_update(sb3, ours)
+
+
+def test_training_says_once_which_update_runs(config_dir, capsys) -> None:
+    path = config_dir()
+    for model, words in ((_new_model(path), "numba small-minibatch kernel"),
+                         (_new_model(path, n_steps=LARGE_MINIBATCH // 4, batch_size=LARGE_MINIBATCH), "SB3's update")):
+        capsys.readouterr()
+        model._setup_learn(10**6, None)
+        assert capsys.readouterr().out.splitlines() == [f"PPO update: {model.update_path()}"]
+        assert words in model.update_path()
 
 
 def test_compiled_update_stops_early_at_the_same_minibatch(config_dir) -> None:

@@ -97,3 +97,40 @@ def test_check_compatible_raises_with_report_text():
     with pytest.raises(CompatibilityError) as info:
         check_compatible(make_spaces(attackers=4), make_spaces(attackers=5))
     assert str(info.value) == compare_spaces(make_spaces(attackers=4), make_spaces(attackers=5)).text()
+
+
+def test_entity_parent_with_other_unit_counts_is_compatible_by_transfer():
+    report = check_compatible(make_spaces(attackers=4, defenders=2), make_spaces(attackers=5, defenders=3),
+                              policy="entity")
+    assert report.by_transfer and not report.ok
+    assert report.transfer_changes == ("attackers 4 → 5", "defenders 2 → 3")
+    assert report.text() == "attackers 4 → 5; defenders 2 → 3; weights transfer: entity policy"
+
+
+def test_entity_parent_still_refuses_a_new_unit_type_or_action_list():
+    parent = make_spaces(defenders=2)
+    renamed = make_spaces(defenders=3, actions=[*ACTIONS[:-1], "SCAN"])
+    with pytest.raises(CompatibilityError) as refused:
+        check_compatible(parent, renamed, policy="entity")
+    text = str(refused.value)
+    assert "Actions of UGV_A: added SCAN; removed NW (configs/units_*.yaml)" in text
+    assert "transfers across unit counts only" in text and "restore configs/scenario.yaml" in text
+    assert "could branch here" not in text
+    new_type = make_spaces(defenders=3)
+    new_type["counts"]["actions_per_unit_type"]["UGV_C"] = list(ACTIONS)
+    assert "Unit type UGV_C added" in compare_spaces(parent, new_type, policy="entity").text()
+    assert not compare_spaces(parent, new_type, policy="entity").accepted
+
+
+def test_entity_parent_refuses_a_changed_per_unit_feature_layout():
+    current = make_spaces(defenders=3)
+    names = current["observation"]["feature_names"]
+    current["observation"]["feature_names"] = [n.replace("defender_0.dx", "defender_0.range") for n in names]
+    assert not compare_spaces(make_spaces(defenders=2), current, policy="entity").accepted
+
+
+def test_mlp_report_says_an_entity_policy_could_branch_on_a_count_change_only():
+    line = "an entity-policy run could branch here"
+    assert line in compare_spaces(make_spaces(defenders=2), make_spaces(defenders=3)).text()
+    assert not compare_spaces(make_spaces(defenders=2), make_spaces(defenders=3)).accepted
+    assert line not in compare_spaces(make_spaces(), make_spaces(actions=[*ACTIONS[:-1], "SCAN"])).text()

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import os
+import socket
 import subprocess
 
 import pytest
@@ -142,6 +143,43 @@ def test_is_live_depends_on_status_and_heartbeat(tmp_path):
     assert not record.model_copy(update={"status": "finished"}).is_live(beat)
 
 
+def _on_this_host(record: rec.RunRecord, pid: int, started_at: float | None) -> rec.RunRecord:
+    return record.model_copy(update={"host": socket.gethostname(), "pid": pid, "process_started_at": started_at})
+
+
+def test_on_its_own_host_a_run_is_live_exactly_while_its_process_runs(tmp_path):
+    record = load_record(make_run(tmp_path, "a", status="running", heartbeat_age_s=0))
+    me = os.getpid()
+    assert rec.process_start_time(me) is not None
+    assert _on_this_host(record, me, rec.process_start_time(me)).is_live()
+    # A heartbeat from an hour ago does not matter while the process runs...
+    old = _on_this_host(record, me, rec.process_start_time(me)).model_copy(
+        update={"heartbeat_at": record.heartbeat_at - dt.timedelta(hours=1)})
+    assert old.is_live()
+    # ...and a fresh one does not keep a run alive whose process is gone (killed: no 120 s grace)...
+    gone = subprocess.Popen(["sleep", "60"])
+    started = rec.process_start_time(gone.pid)
+    assert _on_this_host(record, gone.pid, started).is_live()
+    gone.kill()
+    gone.wait()
+    assert not _on_this_host(record, gone.pid, started).is_live()
+    # ...or whose pid now belongs to another process (it started at another time).
+    assert not _on_this_host(record, me, rec.process_start_time(me) - 100).is_live()
+
+
+def test_a_heartbeat_from_the_future_is_live_for_one_window_at_most(tmp_path):
+    record = load_record(make_run(tmp_path, "a", status="running", heartbeat_age_s=0))
+    skewed = record.model_copy(update={"heartbeat_at": dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)})
+    first_seen = rec.utc_now()
+    assert skewed.is_live(first_seen)
+    assert skewed.is_live(first_seen + dt.timedelta(seconds=LIVE_HEARTBEAT_S - 1))
+    assert not skewed.is_live(first_seen + dt.timedelta(seconds=LIVE_HEARTBEAT_S + 1))
+    # Written (as this host's file times say) longer ago than the window: dead at once.
+    written = first_seen - dt.timedelta(seconds=LIVE_HEARTBEAT_S + 1)
+    other = skewed.model_copy(update={"run_name": "b", "root_ancestor": "b"})
+    assert not other.is_live(first_seen, written_at=written)
+
+
 def test_save_record_refuses_wrong_folder(tmp_path):
     record = load_record(make_run(tmp_path, "a"))
     (tmp_path / "b").mkdir()
@@ -162,7 +200,7 @@ def test_sha256_file(tmp_path):
 
 
 def test_git_info_in_and_outside_a_repo(tmp_path):
-    assert git_info(tmp_path) == rec.Git(commit=None, dirty=None)
+    assert git_info(tmp_path) == rec.Git(commit="unknown", dirty=None)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
     try:

@@ -230,3 +230,56 @@ def test_folders_that_are_not_runs_are_left_alone(runs):
     assert {"old-system-run", "no-record"} <= _names(plan)  # a crashed or older-format run is still a run
     apply_cleanup(plan)
     assert (notes / "ideas.txt").is_file()
+
+
+def _cycle_runs(root, child_age_s: float, other_age_s: float) -> None:
+    """a and b, whose hand-edited records name each other as parent, b's child, and an unrelated run."""
+    make_run(root, "a", steps=[100], heartbeat_age_s=9000)
+    make_run(root, "b", parent="a", steps=[200], heartbeat_age_s=8000)
+    make_run(root, "child", parent="b", steps=[300], heartbeat_age_s=child_age_s)
+    make_run(root, "other", steps=[5], heartbeat_age_s=other_age_s)
+    for name, parent in (("a", "b"), ("b", "a")):
+        update_record(root / name, parent_run=parent, root_ancestor=parent)
+
+
+def test_a_parent_cycle_is_named_and_cleanup_deletes_what_it_says(tmp_path):
+    root = tmp_path / "runs"
+    _cycle_runs(root, child_age_s=7000, other_age_s=60)
+    plan = plan_cleanup(root, keep_active_lineage=True)
+    assert plan.anchor == "other" and _names(plan) == {"a", "b", "child"}
+    assert len(plan.problems) == 1 and "parent cycle a -> b -> a" in plan.problems[0]
+    assert sorted(apply_cleanup(plan)) == ["a", "b", "child"], "every run the plan said it deletes is deleted"
+    assert sorted(p.name for p in root.iterdir()) == ["other"]
+
+
+def test_a_parent_cycle_kept_by_a_kept_child_is_kept_whole(tmp_path):
+    root = tmp_path / "runs"
+    _cycle_runs(root, child_age_s=60, other_age_s=7000)
+    plan = plan_cleanup(root, keep_lineage="child")
+    assert _names(plan) == {"other"} and {"a", "b", "child"} <= set(plan.keep)
+    assert apply_cleanup(plan) == ["other"]
+
+
+def test_a_heartbeat_in_the_future_does_not_make_its_run_the_active_one(runs):
+    update_record(runs / "old-child", heartbeat_at=utc_now().replace(year=2099), status="running")
+    backdate(runs / "old-child", 3600)  # the hand edit happened an hour ago
+    plan = plan_cleanup(runs, keep_active_lineage=True)
+    assert plan.anchor == "main-a1"
+    assert "old-child" in _names(plan) and "old-child" not in plan.skipped_live
+
+
+def test_temp_files_left_by_a_kill_are_not_data_and_cleanup_sweeps_them(tmp_path):
+    root = tmp_path / "runs"
+    dead = make_run(root, "dead", status="running", steps=[100], heartbeat_age_s=9000)
+    live = make_run(root, "live", status="running", steps=[100], heartbeat_age_s=0)
+    leftovers = [dead / ".run.json.abc123.tmp", dead / "checkpoints" / ".ppo_mission_200_steps.zip.x1y2.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"\0" * 10_000)
+    in_flight = live / "checkpoints" / ".ppo_mission_200_steps.zip.q9.tmp"
+    in_flight.write_bytes(b"\0" * 10_000)
+    assert folder_size(dead) < 10_000, "half-written files are not counted as data"
+    plan = plan_cleanup(root, keep_lineage="dead")
+    apply_cleanup(plan)
+    assert not any(p.exists() for p in leftovers)
+    assert (dead / "checkpoints" / "ppo_mission_100_steps.zip").exists()
+    assert plan.skipped_live == ["live"] and in_flight.exists(), "a live run's write in progress is left alone"

@@ -17,6 +17,8 @@ from mission_gym.config import load_config
 from mission_gym.spaces import space_signature
 from mission_gym.training import TrainSettings, plan_run
 
+pytestmark = pytest.mark.slow  # end to end: PPO training
+
 PARENT_STEPS = [512, 1024, 1536, 2048]
 
 
@@ -250,7 +252,10 @@ def test_checkpoint_the_run_never_recorded_is_refused(parent, work):
     shutil.copyfile(checkpoint_path(parent, 2048), stray)
     try:
         state = tree_state(work)
-        code, _, err = train_main(["--parent-checkpoint", parent.name, "--timesteps", "256", "--no-progress"])
+        # Named by path it is refused; a run name stands for the run's latest *recorded* checkpoint (a kill
+        # between a checkpoint landing and its record entry leaves such a file; see run_model).
+        code, _, err = train_main(["--parent-checkpoint", f"runs/{parent.name}/checkpoints/ppo_mission_9999_steps",
+                                   "--timesteps", "256", "--no-progress"])
         assert_user_error(code, err, "ppo_mission_9999_steps.zip", "not listed")
         assert tree_state(work) == state
     finally:

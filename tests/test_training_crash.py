@@ -1,6 +1,6 @@
-"""Training killed at a random moment (SIGKILL) or interrupted (Ctrl-C), and checkpoint retention while a
-run is training: nothing half-written, the run resumable from its latest checkpoint, retention keeping the
-newest checkpoints plus the one another run branched from."""
+"""Training killed at a random moment (SIGKILL), interrupted (Ctrl-C, SIGTERM) or diverged, and checkpoint
+retention while a run is training: nothing half-written, the run resumable from its latest checkpoint,
+retention keeping the newest checkpoints plus the one another run branched from, no non-finite model saved."""
 
 from __future__ import annotations
 
@@ -10,12 +10,24 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from test_training_support import (
     CHECKPOINT_NAME, PYTHON, ROLLOUT, TINY, TRAIN_MODULE, checkpoint_path, checkpoint_steps, load_model,
     make_workdir, only_new_run, record, run_dirs, sha256, strict_json, subprocess_env, train_main,
 )
 
+from mission_gym import ppo as ppo_module
+from mission_gym import training as training_module
+from mission_gym.errors import MissionGymError
+from mission_gym.guards import DivergedError, stop_signals
+from mission_gym.runs.checkpoints import resolve_checkpoint
 from mission_gym.runs.record import load_record
+from mission_gym.training import TrainSettings, train
+
+pytestmark = pytest.mark.slow  # end to end: PPO training in subprocesses, killed
 
 FREQ = 512
 KEEP = 2
@@ -137,7 +149,9 @@ def test_keep_checkpoints_keeps_the_newest(tmp_path, monkeypatch):
         [f"{run.name}/final_model.zip"], "the record lists the model files that exist, no pruned ones"
 
 
-def test_ctrl_c_saves_a_final_checkpoint_and_marks_the_run_interrupted(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_saves_a_final_checkpoint_and_marks_the_run_interrupted(tmp_path, sig, code):
+    """Ctrl-C, and SIGTERM as schedulers send it (SIGHUP: the fault test), lose nothing."""
     work = make_workdir(tmp_path / "project")
     process = start_training(work, "interrupted", "--keep-checkpoints", "0")
     try:
@@ -145,17 +159,20 @@ def test_ctrl_c_saves_a_final_checkpoint_and_marks_the_run_interrupted(tmp_path)
                        process, "the first checkpoint")
         metrics = run / "metrics.jsonl"
         wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, process, "three rollouts")
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=120)
+        process.send_signal(sig)
+        exit_code = process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     output = (work / "interrupted.log").read_text()
-    assert code == 130, output
+    assert exit_code == code, output
     assert "Traceback" not in output, output
     rec = record(run)
-    assert rec["status"] == "interrupted"
+    assert rec["status"] == "interrupted" and rec["error"] == sig.name
+    resume = next(line for line in output.splitlines() if line.startswith("Resume:"))
+    assert (f"--parent-checkpoint {run.name} --branch-name resumed "
+            f"--timesteps {rec['timesteps']['target'] - rec['timesteps']['current']}") in resume
     step = rec["timesteps"]["current"]
     assert step >= 3 * ROLLOUT
     assert f"step {step:,}" in output
@@ -167,3 +184,88 @@ def test_ctrl_c_saves_a_final_checkpoint_and_marks_the_run_interrupted(tmp_path)
     assert load_model(checkpoint_path(run, step)).num_timesteps == step
     assert load_model(run / "final_model.zip").num_timesteps == step
 
+
+
+class PoisonAdvantages(BaseCallback):
+    """From step `at` on, every rollout's advantages are NaN: the update's loss, gradients and then the
+    parameters follow, as when training really diverges."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps >= self.at:
+            self.model.rollout_buffer.advantages[:] = np.nan
+
+
+@pytest.mark.parametrize(("n_envs", "batch", "compiled"), [(4, 256, True), (16, 1024, False)])
+def test_a_diverged_update_fails_the_run_and_keeps_the_last_finite_checkpoint(tmp_path, monkeypatch, n_envs, batch,
+                                                                              compiled):
+    work = make_workdir(tmp_path / "project")
+    monkeypatch.chdir(work)
+    epochs = []
+    real_epoch = ppo_module.kernel.ppo_epoch
+    monkeypatch.setattr(ppo_module.kernel, "ppo_epoch", lambda *args: epochs.append(1) or real_epoch(*args))
+    rollout = n_envs * 64
+    settings = TrainSettings(timesteps=8 * rollout, n_envs=n_envs, seed=3, run_name="diverging", tensorboard=False,
+                             progress_bar=False, checkpoint_freq=rollout, keep_checkpoints=None, imitation_samples=0,
+                             hyperparameters={"n_steps": 64, "batch_size": batch, "net_arch": [32, 32]})
+    poisoned = 2 * rollout
+    with pytest.raises(DivergedError, match=f"diverged at step {poisoned}"):
+        train(settings, extra_callbacks=[PoisonAdvantages(poisoned)])
+    assert bool(epochs) == compiled, "the update ran through the path this case covers"
+    (run,) = run_dirs(work / "runs")
+    rec = record(run)
+    assert rec["status"] == "failed" and f"diverged at step {poisoned}" in rec["error"]
+    assert not (run / "final_model.zip").exists(), "a non-finite model is never saved"
+    assert [e["step"] for e in rec["checkpoints"]] == checkpoint_steps(run) == [rollout, poisoned]
+    last = load_model(checkpoint_path(run, poisoned))
+    assert all(bool(torch.isfinite(p).all()) for p in last.policy.parameters())
+    # A non-finite model (written by hand here: training never writes one) is refused with a clear message.
+    with torch.no_grad():
+        next(last.policy.parameters()).fill_(float("nan"))
+    last.save(tmp_path / "nan_model.zip")
+    with pytest.raises(MissionGymError, match="nan_model.zip: parameter .* is not finite"):
+        ppo_module.load_model(tmp_path / "nan_model.zip")
+
+
+def test_the_record_names_a_checkpoint_only_once_its_file_exists(tmp_path, monkeypatch):
+    """A kill in the middle of writing a checkpoint (simulated: the write raises) leaves a record that lists
+    only files that exist, so a run name resolves to the last checkpoint that landed."""
+    work = make_workdir(tmp_path / "project")
+    monkeypatch.chdir(work)
+    real_write = training_module.atomic_write_bytes
+
+    def dies_writing_the_second(path, data):
+        if path.name == f"ppo_mission_{2 * ROLLOUT}_steps.zip":
+            raise OSError("killed mid-write")
+        real_write(path, data)
+
+    monkeypatch.setattr(training_module, "atomic_write_bytes", dies_writing_the_second)
+    settings = TrainSettings(timesteps=4 * ROLLOUT, n_envs=4, seed=3, run_name="midwrite", tensorboard=False,
+                             progress_bar=False, checkpoint_freq=ROLLOUT, imitation_samples=0,
+                             hyperparameters={"n_steps": 64, "batch_size": 256, "net_arch": [32, 32]})
+    with pytest.raises(OSError, match="killed mid-write"):
+        train(settings)
+    (run,) = run_dirs(work / "runs")
+    listed = [e["file"] for e in record(run)["checkpoints"]]
+    assert listed == [f"{run.name}/checkpoints/ppo_mission_{ROLLOUT}_steps.zip"]
+    assert all((work / "runs" / f).is_file() for f in listed)
+    assert resolve_checkpoint(run.name, work / "runs") == checkpoint_path(run, ROLLOUT).resolve()
+
+
+def test_a_stop_signal_ignored_before_training_stays_ignored():
+    """`nohup` training ignores SIGHUP: closing its terminal must not stop it."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals(lambda name: pytest.fail(f"{name} reached the handler")):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -14,6 +14,8 @@ from mission_gym.config import load_config
 from mission_gym.spaces import space_signature
 from mission_gym.training import TrainSettings, plan_run, train
 
+pytestmark = pytest.mark.slow  # end to end: PPO training
+
 
 @pytest.fixture()
 def work(tmp_path, monkeypatch):

@@ -7,6 +7,9 @@ copied or touched file must not change which checkpoint a run resumes from.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from mission_gym.errors import CheckpointIntegrityError, CheckpointNotFoundError, MissionGymError
@@ -16,6 +19,7 @@ from mission_gym.runs.layout import (
     CHECKPOINTS_DIR,
     FINAL_MODEL_FILE,
     STEP_IN_NAME,
+    TEMP_FILE_PATTERN,
     RunPaths,
     checkpoint_step,
 )
@@ -24,6 +28,7 @@ from mission_gym.runs.naming import similar_names
 from mission_gym.runs.record import CheckpointEntry, load_record, sha256_file
 
 _NEAREST_SHOWN = 5
+MODEL_MEMBERS = ("data", "policy.pth")  # what every SB3 model archive holds
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
@@ -48,9 +53,39 @@ def model_files(run_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def run_model(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The model a run name stands for: its highest-step checkpoint, else final_model.zip, else None."""
-    final = RunPaths(Path(run_dir)).final_model
-    return latest_checkpoint(run_dir) or (final if final.is_file() else None)
+    """The model a run name stands for: its highest-step checkpoint, else final_model.zip, else None.
+
+    Where the run's record is readable only the files it lists count: a kill between a checkpoint landing
+    and the record naming it leaves a file whose integrity nothing vouches for.
+    """
+    folder = Path(run_dir)
+    try:
+        recorded = {Path(entry.file).name for entry in load_record(folder).checkpoints}
+    except MissionGymError:
+        recorded = None
+    for model in reversed(model_files(folder)):
+        if model.name != FINAL_MODEL_FILE and (recorded is None or model.name in recorded):
+            return model
+    final = folder / FINAL_MODEL_FILE
+    return final if final.is_file() and (recorded is None or FINAL_MODEL_FILE in recorded) else None
+
+
+def sweep_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files a killed writer left in a run folder (`.<name>.<random>.tmp`, see atomic writes).
+
+    Only the training process writes the run folder and its checkpoints (reports in evaluations/ are left
+    to whoever writes them), so call this only once that process is gone: then every temp file is older
+    than its death and none will ever be renamed into place. Returns the files deleted.
+    """
+    folder = Path(run_dir)
+    swept = []
+    for place in (folder, folder / CHECKPOINTS_DIR):
+        if place.is_dir() and not place.is_symlink():
+            for path in place.iterdir():
+                if TEMP_FILE_PATTERN.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                    path.unlink(missing_ok=True)
+                    swept.append(path)
+    return swept
 
 
 def _looks_like_run_dir(path: Path) -> bool:
@@ -186,16 +221,38 @@ def verify_checkpoint(path: str | os.PathLike[str], runs_root: str | os.PathLike
     return entry
 
 
-def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int, runs_root: str | os.PathLike[str]) -> list[Path]:
+def check_model_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a model file whose zip archive is damaged (truncated, a flipped byte), reading every member.
+
+    A recorded hash cannot catch a file that was damaged before it was hashed, and SB3 fails on one with an
+    assertion deep inside loading (after a branch's run folder exists): CheckpointIntegrityError instead.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in MODEL_MEMBERS if name not in archive.namelist()]
+            # A truncated file can still parse: as the torch archive nested inside it, so check the members.
+            damaged = f"no {', '.join(missing)} in it" if missing else archive.testzip()  # testzip: first bad CRC
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
+        damaged = str(error)
+    if damaged:
+        raise CheckpointIntegrityError(f"{path}: the checkpoint archive is damaged ({damaged}), so it cannot be "
+                                       "loaded; use another checkpoint of the run")
+
+
+def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int, runs_root: str | os.PathLike[str],
+                      before_delete: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """Delete all but the `keep` highest-step checkpoints of a run, sparing any another run branched from.
 
-    Returns the deleted files; the caller removes them from its run record.
+    `before_delete(doomed)` runs first: the trainer drops them from its run record there, so the record
+    never names a file that is gone. Returns the deleted files.
     """
     if keep < 0:
         raise ValueError(f"keep must be >= 0, got {keep}")
     needed = parent_checkpoint_paths(list_runs(runs_root))
     found = list_checkpoints(run_dir)
     doomed = [p for p in found[: max(len(found) - keep, 0)] if relative_to_runs(p, runs_root) not in needed]
+    if doomed and before_delete is not None:
+        before_delete(doomed)
     for path in doomed:
         path.unlink()
     return doomed

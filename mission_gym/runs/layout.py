@@ -28,6 +28,7 @@ FINAL_MODEL_FILE = "final_model.zip"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 EVALUATIONS_DIR = "evaluations"
+COMPARISONS_DIR = "comparisons"  # inside evaluations/
 DASHBOARD_FILE = "dashboard.html"
 # The older system's run record: a folder holding it is a (broken) run folder, never a user's own folder.
 LEGACY_LINEAGE_FILE = "lineage.json"
@@ -36,6 +37,8 @@ CHECKPOINT_PATTERN = re.compile(r"^ppo_mission_(\d+)_steps\.zip$")
 CHECKPOINT_NAME_HELP = "ppo_mission_<N>_steps.zip"  # how error messages spell the pattern
 # The step in a name the user typed, with or without `.zip` (to suggest the checkpoints nearest to it).
 STEP_IN_NAME = re.compile(r"ppo_mission_(\d+)_steps")
+# The temp file of an atomic write (`.<name>.<random>.tmp`): never data; a killed writer leaves it behind.
+TEMP_FILE_PATTERN = re.compile(r"^\..+\.tmp$")
 
 # Any of these in a folder without a valid run.json marks a broken run; a non-empty folder with none of them
 # is something else a user keeps there and is left alone.
@@ -113,3 +116,8 @@ class RunPaths:
     def evaluation(self, model: str | os.PathLike[str], suffix: str = ".json") -> Path:
         """The evaluation report of a model file (`.json`, `.md` or `.gif`), named after the model."""
         return self.evaluations_dir / f"{Path(model).stem}{suffix}"
+
+    def comparison(self, model: str | os.PathLike[str], against: str, suffix: str = ".json") -> Path:
+        """A sequential comparison of a model file with another policy (`.json` or `.md`); in a folder of its own,
+        so it is never taken for an evaluation report."""
+        return self.evaluations_dir / COMPARISONS_DIR / f"{Path(model).stem}.vs-{against}{suffix}"

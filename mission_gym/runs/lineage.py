@@ -21,7 +21,9 @@ from pathlib import Path
 from mission_gym.errors import MissionGymError, RunNameError
 from mission_gym.runs.layout import RUN_MARKERS
 from mission_gym.runs.naming import unknown_run_message
-from mission_gym.runs.record import LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
+from mission_gym.runs.record import CLOCK_SKEW_S, LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
+
+_LONG_AGO = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class RunFolder:
     def is_live(self, now: dt.datetime | None = None) -> bool:
         """A live run, or a recordless folder touched within LIVE_HEARTBEAT_S (a run still starting up)."""
         if self.record is not None:
-            return self.record.is_live(now)
+            return self.record.is_live(now, written_at=self.modified_at)
         age = ((now or utc_now()) - self.modified_at).total_seconds()
         return not self.is_symlink and age <= LIVE_HEARTBEAT_S
 
@@ -105,9 +107,16 @@ def list_runs(runs_root: str | os.PathLike[str]) -> list[RunRecord]:
     return [folder.record for folder in scan_runs(runs_root) if folder.record is not None]
 
 
-def last_activity(record: RunRecord) -> dt.datetime:
-    """When the run last did something: its heartbeat (or creation, if the heartbeat is older)."""
-    return max(record.created_at, record.heartbeat_at)
+def last_activity(record: RunRecord, now: dt.datetime | None = None) -> dt.datetime:
+    """When the run last did something: its heartbeat (or creation, if the heartbeat is older).
+
+    A time further ahead of this host's clock than CLOCK_SKEW_S (a skewed clock, a hand edit) is no
+    evidence of activity and is passed over, so it cannot make a dead run the active one forever.
+    """
+    now = now or utc_now()
+    believable = [t for t in (record.created_at, record.heartbeat_at)
+                  if (t - now).total_seconds() <= CLOCK_SKEW_S]
+    return min(max(believable), now) if believable else _LONG_AGO
 
 
 def active_run(records: Iterable[RunRecord]) -> RunRecord | None:
@@ -121,6 +130,32 @@ def parent_names(record: RunRecord) -> set[str]:
     if record.parent_checkpoint:
         names.add(record.parent_checkpoint.path.split("/", 1)[0])
     return names
+
+
+def parent_cycles(records: Iterable[RunRecord]) -> list[list[str]]:
+    """Runs whose chain of parents leads back to themselves (only a hand edit of run.json can do that), each
+    cycle once, in parent order starting from its smallest name: [["A", "B"]] when A's parent is B and B's A."""
+    parent_of = {r.run_name: r.parent_run for r in records if r.parent_run}
+    cycles, visited = [], set()
+    for start in sorted(parent_of):
+        chain: dict[str, int] = {}
+        name: str | None = start
+        while name in parent_of and name not in visited and name not in chain:
+            chain[name] = len(chain)
+            name = parent_of[name]
+        if name in chain:
+            cycle = list(chain)[chain[name]:]
+            first = cycle.index(min(cycle))
+            cycles.append(cycle[first:] + cycle[:first])
+        visited.update(chain)
+    return cycles
+
+
+def describe_cycle(cycle: list[str]) -> str:
+    """'parent cycle A -> B -> A: ...' with what would fix it."""
+    loop = " -> ".join([*cycle, cycle[0]])
+    return (f"parent cycle {loop}: their run.json files name each other as parent_run (edited by hand?); "
+            f"set parent_run of {cycle[0]} back to the run it was branched from, or to null")
 
 
 def parent_checkpoint_paths(records: Iterable[RunRecord]) -> set[str]:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -25,8 +26,11 @@ from mission_gym.runs.naming import MAX_RUN_NAME_LEN, validate_name
 SCHEMA_VERSION: Literal[1] = 1
 # A running run rewrites its heartbeat far more often than this; an older heartbeat means its process died.
 LIVE_HEARTBEAT_S = 120
+# Seconds a heartbeat may lie ahead of this host's clock and still count as an ordinary recent one.
+CLOCK_SKEW_S = 5
 
 RunStatus = Literal["running", "finished", "failed", "interrupted"]
+PolicyKind = Literal["mlp", "entity"]  # the network a run trains (mission_gym.policy, mission_gym.entity_policy)
 
 
 class _Record(BaseModel):
@@ -62,8 +66,11 @@ class CheckpointEntry(_Record):
     sha256: str
 
 
+UNKNOWN_COMMIT = "unknown"  # the commit a run records where its code was not in a git checkout
+
+
 class Git(_Record):
-    """The code version a run trained with; None where the code was not in a git checkout."""
+    """The code version a run trained with; commit UNKNOWN_COMMIT outside a git checkout (None in older records)."""
 
     commit: str | None = None
     dirty: bool | None = None
@@ -82,6 +89,17 @@ class Spaces(_Record):
     observation: dict[str, JsonValue]
     action: dict[str, JsonValue]
     counts: dict[str, JsonValue]
+
+
+class Transfer(_Record):
+    """A branch whose unit counts differ from its parent's, its weights carried over by the entity policy:
+    what changed (e.g. "defenders 2 → 3"), the counts on both sides, and the parent's full space signature."""
+
+    policy: Literal["entity"]
+    changes: list[str]
+    from_counts: dict[str, JsonValue]
+    to_counts: dict[str, JsonValue]
+    parent_spaces: Spaces
 
 
 class Timesteps(_Record):
@@ -108,12 +126,15 @@ class RunRecord(_Record):
     git: Git
     config: ConfigRef
     spaces: Spaces
+    transfer: Transfer | None = None
     hyperparameters: dict[str, JsonValue] = {}
     device: Literal["cpu", "cuda"]
     timesteps: Timesteps
     checkpoints: list[CheckpointEntry] = []
     pid: int
     host: str
+    # When process `pid` started (seconds since the epoch, from /proc): tells a reused pid from the run's own.
+    process_started_at: float | None = None
     error: str | None = None
 
     @field_validator("run_name", "root_ancestor", "parent_run")
@@ -121,10 +142,79 @@ class RunRecord(_Record):
     def _safe_name(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value, max_len=MAX_RUN_NAME_LEN)
 
-    def is_live(self, now: dt.datetime | None = None) -> bool:
-        """True while the run is `running` and its heartbeat is recent (a future heartbeat counts as recent)."""
-        age = ((now or utc_now()) - self.heartbeat_at).total_seconds()
-        return self.status == "running" and age <= LIVE_HEARTBEAT_S
+    @property
+    def policy(self) -> PolicyKind:
+        """The policy the run trained; runs recorded before `policy` existed trained the MLP."""
+        return "entity" if self.hyperparameters.get("policy") == "entity" else "mlp"
+
+    def is_live(self, now: dt.datetime | None = None, written_at: dt.datetime | None = None) -> bool:
+        """True while the run is `running` and its process still runs.
+
+        On the run's own host the process table decides at once (its pid gone, or reused by another process,
+        means dead, whatever the heartbeat says). From another host only the heartbeat can: recent means
+        live. A heartbeat ahead of this host's clock (skew, or a hand edit) proves nothing; it counts as live
+        for at most LIVE_HEARTBEAT_S after the record was written (`written_at`, its file time here) or
+        first seen by this process, never forever.
+        """
+        if self.status != "running":
+            return False
+        if self.host == socket.gethostname():
+            if not process_running(self.pid, self.process_started_at):
+                return False
+            if self.process_started_at is not None:
+                return True  # an older record without it: the pid may be reused, let the heartbeat decide
+        now = now or utc_now()
+        age = (now - self.heartbeat_at).total_seconds()
+        if age >= -CLOCK_SKEW_S:
+            return age <= LIVE_HEARTBEAT_S
+        seen = _FUTURE_HEARTBEATS.setdefault((self.run_name, self.heartbeat_at), now)
+        if written_at is not None and written_at <= now:
+            seen = min(seen, written_at)
+        return (now - seen).total_seconds() <= LIVE_HEARTBEAT_S
+
+
+# When this process first saw each heartbeat that lay in its future: (run name, heartbeat) -> first seen.
+_FUTURE_HEARTBEATS: dict[tuple[str, dt.datetime], dt.datetime] = {}
+
+
+# --- processes ----------------------------------------------------------------------------------------
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch, or None when it does not exist.
+
+    Linux: field 22 of /proc/<pid>/stat (clock ticks after boot) plus the boot time; a zombie counts as
+    gone. Without /proc, None too: `process_running` then falls back to whether the pid exists.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after its closing ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":  # killed, not yet reaped by its parent: gone for every purpose here
+        return None
+    ticks = int(fields[19])
+    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_running(pid: int, started_at: float | None) -> bool:
+    """True when process `pid` exists on this host and, where `started_at` and /proc are known, started then."""
+    if pid <= 0:
+        return False
+    actual = process_start_time(pid)
+    if actual is not None:
+        return started_at is None or abs(actual - started_at) <= 1.0
+    if Path("/proc/self/stat").exists():  # /proc works and has no such process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 # --- time ---------------------------------------------------------------------------------------------
@@ -272,10 +362,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def git_info(repo_dir: str | os.PathLike[str]) -> Git:
-    """Commit and dirty flag of the checkout containing `repo_dir`; None values outside git (or without it)."""
+    """Commit and dirty flag of the checkout containing `repo_dir`; outside git (or without it) the commit is
+    UNKNOWN_COMMIT and the dirty flag None."""
     commit = _git(repo_dir, "rev-parse", "HEAD")
     if commit is None:
-        return Git()
+        return Git(commit=UNKNOWN_COMMIT)
     status = _git(repo_dir, "status", "--porcelain")
     return Git(commit=commit, dirty=None if status is None else bool(status))
 

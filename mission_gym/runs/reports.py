@@ -20,7 +20,7 @@ from mission_gym.runs.record import read_json
 REPORT_SUFFIX = ".json"
 
 
-def _rank(report: Path) -> tuple[int, str]:
+def report_rank(report: Path) -> tuple[int, str]:
     """Newest last: the checkpoint step in the name, final_model after every checkpoint, others first."""
     if report.stem == Path(FINAL_MODEL_FILE).stem:
         return (2**63, report.name)
@@ -30,15 +30,20 @@ def _rank(report: Path) -> tuple[int, str]:
         return (-1, report.name)
 
 
-def latest_report_path(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The run's latest evaluation report file (see the module docstring), or None when it has none."""
+def report_paths(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every evaluation report file of the run (none when it has no evaluations folder)."""
     try:
         entries = list(RunPaths(Path(run_dir)).evaluations_dir.iterdir())
     except OSError:
-        return None
+        return []
     # A leading dot marks the temporary file of an atomic write in progress.
-    reports = [p for p in entries if p.suffix == REPORT_SUFFIX and not p.name.startswith(".")]
-    return max(reports, key=_rank, default=None)
+    return [p for p in entries if p.suffix == REPORT_SUFFIX and not p.name.startswith(".")]
+
+
+def latest_report_path(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The run's latest evaluation report file (see the module docstring), or None when it has none."""
+    reports = report_paths(run_dir)
+    return max(reports, key=report_rank, default=None)
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:

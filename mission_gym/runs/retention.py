@@ -13,15 +13,17 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mission_gym.config import YamlLoader
+from mission_gym.yaml_io import YamlLoader, describe_validation_error
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
-from mission_gym.runs.checkpoints import model_files
-from mission_gym.runs.lineage import RunFolder, active_run, lineage_members, parent_names, read_run_folder, scan_runs
+from mission_gym.runs.checkpoints import TEMP_FILE_PATTERN, model_files, sweep_temp_files
+from mission_gym.runs.lineage import (
+    RunFolder, active_run, describe_cycle, lineage_members, parent_cycles, parent_names, read_run_folder, scan_runs,
+)
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import utc_now
 
@@ -55,6 +57,7 @@ class CleanupPlan(BaseModel):
     skipped_live: list[str] = []  # selected by the mode but live right now
     protected: list[str] = []  # selected by the mode but a kept run branched from one of their checkpoints
     ignored: list[str] = []  # folders that are not runs (no run.json and nothing of a run's layout)
+    problems: list[str] = []  # records that contradict each other (a parent cycle), named for the user
 
     @property
     def delete_bytes(self) -> int:
@@ -64,11 +67,11 @@ class CleanupPlan(BaseModel):
 class RetentionPolicy(BaseModel):
     """Automatic retention limits (a YAML file); each limit left out is not enforced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # `.inf` GB is no limit: leave the key out
 
-    max_runs: PositiveInt | None = None
-    max_disk_gb: PositiveFloat | None = None
-    failed_run_max_age_hours: NonNegativeFloat | None = None
+    max_runs: Annotated[int, Field(gt=0, le=10**9)] | None = None
+    max_disk_gb: Annotated[float, Field(gt=0, le=1e9)] | None = None
+    failed_run_max_age_hours: Annotated[float, Field(ge=0, le=1e6)] | None = None  # timedelta holds ~2e8 hours
     keep_active_lineage: bool = True
 
     @classmethod
@@ -80,8 +83,7 @@ class RetentionPolicy(BaseModel):
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read retention policy ({exc})") from None
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"{path}: invalid retention policy: {problems}") from None
+            raise ConfigError(f"{path}: invalid retention policy: {describe_validation_error(exc)}") from None
 
 
 # --- planning -----------------------------------------------------------------------------------------
@@ -248,6 +250,7 @@ def _finish_plan(
         skipped_live=sorted(live),
         protected=sorted(protected),
         ignored=sorted(f.name for f in folders if f.foreign),
+        problems=[describe_cycle(c) for c in parent_cycles(f.record for f in folders if f.record)],
     )
 
 
@@ -266,20 +269,36 @@ def apply_cleanup(plan: CleanupPlan) -> list[str]:
     for item in plan.delete:
         if item.path.name != item.run_name or item.path.parent.resolve() != root:
             raise MissionGymError(f"refusing to delete {item.path}: it is not a run folder directly inside {root}")
-    depends_on = {f.name: parent_names(f.record) if f.record else set() for f in scan_runs(plan.runs_root)}
-    pending, deleted = list(plan.delete), []
-    progress = True
-    while progress:
-        progress = False
-        for item in list(pending):
-            if any(item.run_name in parents for name, parents in depends_on.items() if name != item.run_name):
-                continue  # still someone's parent: maybe that child goes later in this pass
-            pending.remove(item)
-            progress = True
-            if _delete_run_folder(item.path):
-                deleted.append(item.run_name)
-                depends_on.pop(item.run_name, None)
+    folders = scan_runs(plan.runs_root)
+    depends_on = {f.name: parent_names(f.record) if f.record else set() for f in folders}
+    planned = {item.run_name: item for item in plan.delete}
+    deletable, deleted = _without_kept_dependents(set(planned), depends_on), []
+    while deletable:
+        # Children before parents; when only runs naming each other as parents are left (a hand-edited
+        # parent cycle, where no order exists), all of them.
+        ready = {name for name in deletable if not _dependents(name, depends_on)} or deletable
+        for name in sorted(ready):
+            if _delete_run_folder(planned[name].path):
+                deleted.append(name)
+                depends_on.pop(name, None)
+        deletable = _without_kept_dependents(deletable - ready, depends_on)
+    for folder in folders:
+        if folder.name not in deleted and not folder.is_symlink and not folder.foreign and not folder.is_live():
+            sweep_temp_files(folder.path)
     return deleted
+
+
+def _without_kept_dependents(names: set[str], depends_on: dict[str, set[str]]) -> set[str]:
+    """The runs of `names` that no run outside them depends on, directly or through other runs of `names`."""
+    names = set(names)
+    while blocked := {name for name in names if not _dependents(name, depends_on) <= names}:
+        names -= blocked
+    return names
+
+
+def _dependents(name: str, depends_on: dict[str, set[str]]) -> set[str]:
+    """The runs (other than `name` itself) that name `name` as a parent."""
+    return {child for child, parents in depends_on.items() if child != name and name in parents}
 
 
 def _delete_run_folder(path: Path) -> bool:
@@ -306,6 +325,8 @@ def folder_size(path: str | os.PathLike[str]) -> int:
     total = 0
     for folder, _dirs, files in os.walk(top, followlinks=False):
         for name in files:
+            if TEMP_FILE_PATTERN.fullmatch(name):  # a killed writer's leftover, not data (swept on cleanup)
+                continue
             try:
                 total += os.lstat(os.path.join(folder, name)).st_size
             except FileNotFoundError:  # a live writer replaced it meanwhile

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.lineage import lineage_forest, list_runs, walk_forest
 from mission_gym.runs.retention import CleanupPlan, apply_cleanup, plan_cleanup
+from mission_gym.scripts.cli_support import CommandParser, run_cli, runs_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="cleanup_runs.py",
         description="Delete run folders you no longer need. Live runs, and runs a kept run branched from, "
         "are never deleted.",
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the most recently active run with its whole lineage (parents, siblings, children); "
         "delete every other run",
     )
-    mode.add_argument("--keep-lineage", metavar="RUN", help="keep RUN's whole lineage; delete every other run")
+    mode.add_argument("--keep-lineage", metavar="RUN", help="keep RUN's whole lineage; delete every other run (no default: choose exactly one mode)")
     mode.add_argument(
         "--delete-failed",
         action="store_true",
@@ -42,17 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the cleanup CLI; returns the exit status (2 on any error, printed without a traceback)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return _cleanup(args)
-    except (MissionGymError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser(), argv, _cleanup)
 
 
 def _cleanup(args: argparse.Namespace) -> int:
     plan = plan_cleanup(
-        args.runs_dir,
+        runs_folder("--runs-dir", args.runs_dir, must_exist=True),
         keep_active_lineage=args.keep_active_lineage,
         keep_lineage=args.keep_lineage,
         delete_failed=args.delete_failed,
@@ -99,6 +95,7 @@ def describe_plan(plan: CleanupPlan) -> list[str]:
     lines += [f"  kept, a kept run branched from it: {name}" for name in plan.protected]
     if plan.ignored:
         lines.append(f"Left alone, not run folders: {', '.join(plan.ignored)}")
+    lines += [f"Problem: {problem}" for problem in plan.problems]
     if not plan.delete:
         lines.append("Nothing to delete.")
         return lines
@@ -111,12 +108,14 @@ def describe_plan(plan: CleanupPlan) -> list[str]:
 def _kept_tree(plan: CleanupPlan) -> list[str]:
     kept = set(plan.keep) - set(plan.skipped_live) - set(plan.protected)  # the lineage itself
     records = [r for r in list_runs(plan.runs_root) if r.run_name in kept]
+    # Only --keep-active-lineage picks the anchor by activity; --keep-lineage RUN keeps the run it was given.
+    role = "active" if plan.mode == "keep-active-lineage" else "named by --keep-lineage"
     lines = [f"Lineage tree of {plan.anchor} (KEPT):"]
     for node in walk_forest(lineage_forest(records)):
         indent = "  " * (node.depth - 1) + "↳ " if node.depth else ""
         state = "live" if node.record.is_live() else node.record.status
-        active = ", active" if node.name == plan.anchor else ""
-        lines.append(f"  {indent}{node.name} ({state}, {human_steps(node.record.timesteps.current)} steps{active})")
+        anchor = f", {role}" if node.name == plan.anchor else ""
+        lines.append(f"  {indent}{node.name} ({state}, {human_steps(node.record.timesteps.current)} steps{anchor})")
     return lines
 
 

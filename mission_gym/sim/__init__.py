@@ -1,27 +1,21 @@
 """The batched simulation core: state arrays over (arena, unit) advanced by one numba kernel.
 
-Compiled kernels are cached on disk under a folder named after the hash of this package's sources, so a
-changed kernel never reuses a stale cache (numba itself only watches the file that defines a function).
+Compiled kernels are cached on disk in a folder named after everything they are built from (see
+:mod:`mission_gym.sim.cache`), so an edited rule never runs from a stale cache. The folder must be chosen
+before the first kernel is defined: numba fixes a function's cache location when it is decorated.
 """
-
-import hashlib
-import os
-from pathlib import Path
 
 import numba
 
+from mission_gym.sim import cache
 
-def _kernel_cache_dir() -> str:
-    sources = sorted(Path(__file__).parent.glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    root = os.environ.get("MISSION_GYM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mission_gym"
-    )
-    return os.path.join(root, f"numba-{numba.__version__}-{digest}")
+# mission_gym.ppo_kernel defines its kernels with this package's compile settings, in the same folder.
+_SOURCES = cache.dependencies(("mission_gym.sim", "mission_gym.ppo_kernel"))
+_LOADED_BEFORE = cache.loaded_modules()
+numba.config.CACHE_DIR = cache.cache_dir(_SOURCES)
 
+from mission_gym.sim.core import BatchedSim  # noqa: E402  (the cache folder must be set first)
 
-numba.config.CACHE_DIR = _kernel_cache_dir()
+cache.check_covered(_SOURCES, _LOADED_BEFORE)
 
-from mission_gym.sim.core import BatchedSim, Outcome  # noqa: E402  (the cache folder must be set first)
-
-__all__ = ["BatchedSim", "Outcome"]
+__all__ = ["BatchedSim"]

@@ -1,34 +1,19 @@
 """`BatchedSim`: N arenas of one config, their state arrays, and the two kernel calls (reset, step)."""
 
-import enum
-
 import numpy as np
 
 from mission_gym.config import MissionConfig
+from mission_gym.rules import Outcome
 from mission_gym.sim import kernel
 from mission_gym.sim.layout import (
     AS_CAPTURE, AS_DECISIONS, AS_OBJ_X, AS_OBJ_Y, AS_OUTCOME, AS_TICK, GRID_CELL_M, N_ARENA_STATE, N_DEFENDER_STATE,
-    N_KNOWN_STATE, N_REWARD, N_UNIT_STATE, OUT_ALL_DISABLED, OUT_CAPTURED, OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT,
-    P_CAPTURE_S, P_DT, P_HEIGHT, P_NAV_INFLATE, P_OBJ_R, P_WIDTH, US_ALIVE, SimParams, build_params,
+    N_KNOWN_STATE, N_REWARD, N_UNIT_STATE, OUT_RUNNING, P_CAPTURE_S, P_DT, P_HEIGHT, P_NAV_INFLATE, P_OBJ_R,
+    P_WIDTH, US_ALIVE,
 )
 from mission_gym.sim.navigation import blocked_cells, fill_distance_field
 from mission_gym.sim.observation import feature_names
+from mission_gym.sim.params import SimParams, build_params
 from mission_gym.sim.rng import seed_state
-
-
-class Outcome(enum.IntEnum):
-    """How an episode ended (RUNNING while it has not)."""
-
-    RUNNING = OUT_RUNNING
-    CAPTURED = OUT_CAPTURED
-    ALL_DISABLED = OUT_ALL_DISABLED
-    TIMEOUT = OUT_TIMEOUT
-    STALLED = OUT_STALLED
-
-    @property
-    def label(self) -> str:
-        """The name used in `info["outcome"]` and reports: captured, all_disabled, timeout, stalled."""
-        return self.name.lower()
 
 
 _OUTCOMES = tuple(Outcome)  # indexed by outcome code: Outcome(code) costs ~1 us per call

@@ -9,13 +9,12 @@ from mission_gym.sim.engagement import NOT_DETECTED, OUT_OF_SIGHT, detection_noi
 from mission_gym.sim.geometry import free_distance, norm
 from mission_gym.sim.layout import (
     AS_OBJ_X, AS_OBJ_Y, DS_GUARD_PHASE, DS_LAST_X, DS_LAST_Y, DS_MEMORY, DS_MODE,
-    DS_REACTION, DS_TARGET, DS_WAYPOINT, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
+    DS_REACTION, DS_TARGET, DS_WAYPOINT, MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, P_GUARD_R, P_HEADING_JITTER, P_MEMORY_S,
     P_N_ATT, P_RANDOM_PROB, P_REACT_HI, P_REACT_LO, UP_MAX_SPEED, UP_RADIUS, UP_SENSOR_REACH, UP_SPAWN_X, UP_SPAWN_Y,
     US_ALIVE, US_CMD_SPEED, US_DETECTED, US_GAP, US_X, US_Y,
 )
 from mission_gym.sim.rng import normal, uniform, uniform_range
 
-MODE_PATROL, MODE_GUARD, MODE_INTERCEPT = 0, 1, 2
 WAYPOINT_REACHED_M = 3.0
 GOAL_REACHED_M = 1.5
 AVOID_LOOKAHEAD_M = 6.0

@@ -9,14 +9,15 @@ import numpy as np
 from mission_gym.sim.geometry import INF, norm
 from mission_gym.sim.jit import jit, jit_inline
 
-from mission_gym.config import RING_RADII
-from mission_gym.sim.defenders import MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, count_down, think, tick_timers
+from mission_gym.rules import RING_RADII
+from mission_gym.sim.defenders import count_down, think, tick_timers
 from mission_gym.sim.dynamics import clear_of_obstacles, command_heading, move_unit, set_heading, wrap_angle
 from mission_gym.sim.engagement import NOT_DETECTED, OUT_OF_SIGHT, apply_tag, detection_noise, tag_target
 from mission_gym.sim.layout import (
     ACT_SCAN, ACT_STOP, ACT_TAG, AS_BEST_DIST, AS_CAPTURE, AS_DECISIONS, AS_MIN_DIST, AS_OBJ_X, AS_OBJ_Y,
     AS_OUTCOME, AS_STALL_REF_CAPTURE, AS_STALL_REF_DIST, AS_STALL_T, AS_TICK, AS_TRAVEL, DS_GUARD_PHASE, DS_MODE,
-    DS_TARGET, DS_WAYPOINT, KN_SEEN_T, KN_X, KN_Y, MOVE_HEADINGS_DEG, OUT_ALL_DISABLED, OUT_CAPTURED,
+    DS_TARGET, DS_WAYPOINT, KN_SEEN_T, KN_X, KN_Y, MODE_GUARD, MODE_INTERCEPT, MODE_PATROL, MOVE_CODE_HEADINGS_DEG,
+    OUT_ALL_DISABLED, OUT_CAPTURED,
     OUT_RUNNING, OUT_STALLED, OUT_TIMEOUT, P_ATT_HEADING_JITTER, P_ATT_SENSE_REACH, P_ATT_SPAWN_JITTER, P_CAPTURE_S,
     P_DEF_SPAWN_JITTER, P_DT, P_HEIGHT, P_MAX_TICKS, P_MODE_CDF0, P_MODE_CDF1, P_N_ATT, P_OBJ_JITTER,
     P_OBJ_R, P_OBJ_X, P_OBJ_Y, P_REPEAT, P_SCAN_CD, P_SCAN_ENABLED, P_STALL_CAPTURE, P_STALL_IMPROVE, P_STALL_S,
@@ -31,7 +32,7 @@ from mission_gym.sim.observation import write_observation
 from mission_gym.sim.rng import normal, uniform, uniform_range
 
 _RINGS = np.array(RING_RADII)
-_MOVE_HEADINGS = np.radians(np.array(MOVE_HEADINGS_DEG))
+_MOVE_HEADINGS = np.radians(np.array(MOVE_CODE_HEADINGS_DEG))
 _MOVE_COS, _MOVE_SIN = np.cos(_MOVE_HEADINGS), np.sin(_MOVE_HEADINGS)
 SPREAD_CAP_M = 20.0
 
