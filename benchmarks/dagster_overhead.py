@@ -32,7 +32,7 @@ from mission_gym_pipelines.events import CHECKPOINT  # noqa: E402
 from mission_gym_pipelines.partitions import run_partitions  # noqa: E402
 from mission_gym_pipelines.reported import TRAINING_RUN_TAG  # noqa: E402
 from mission_gym_pipelines.schedules import evaluate_new_checkpoints  # noqa: E402
-from mission_gym_pipelines.training import ensure_gpu_pool  # noqa: E402
+from mission_gym_pipelines.pools import ensure_pools  # noqa: E402
 
 LAUNCHES = 3
 PARTITIONS = 1_000
@@ -104,7 +104,7 @@ def main() -> int:
         runs_root = Path(tmp) / "runs"
         env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_ROOT / "configs")}
         print(f"Starting dagster dev (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)...", flush=True)
-        with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_gpu_pool) as server:
+        with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
             launches = [seconds_to_first_step(server, runs_root) for _ in range(LAUNCHES)]
             for milestone in launches[0]:
                 print(f"Launch -> {milestone}: " + ", ".join(f"{launch[milestone]:.1f}" for launch in launches) + " s")

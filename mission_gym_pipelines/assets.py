@@ -1,13 +1,10 @@
-"""The assets: per run (partitioned by run name) its config snapshot, checkpoint and evaluation report;
-over all runs the dashboard and the lineage view.
+"""The assets that read run folders: per run (partitioned by run name) its config snapshot, the parent
+check and the evaluation report; over all runs the dashboard and the lineage view.
 
-The run folder is the source of truth. New runs are trained by the `train_run` job (training.py), which
-reports the config snapshot and checkpoint of the new partition; runs made with the CLI are reported by
-`run_folder_sensor`. Materializing `config_snapshot` or `checkpoint` of an existing run therefore
-re-records that run from disk and never trains: only the process that created a run folder writes its
-checkpoints (evaluations add reports under evaluations/), so nothing a child branched from can be
-overwritten. To train a run further, launch `train_run` with its name as `parent_checkpoint` (a new
-run continuing its step counter).
+The `checkpoint` asset, which trains, lives in training.py: it imports torch, SB3 and the simulation,
+which the sensors importing this module for the views must not pay for on every tick. The run folder is
+the source of truth; runs made with the CLI are reported by `run_folder_sensor`. Materializing
+`config_snapshot` of an existing run re-records it from disk.
 """
 
 
@@ -34,6 +31,7 @@ from mission_gym_pipelines.events import (
 from mission_gym_pipelines.failures import readable_failure
 from mission_gym_pipelines.lineage import lineage_json, lineage_markdown
 from mission_gym_pipelines.partitions import run_partitions
+from mission_gym_pipelines.pools import EVALUATION_POOL
 from mission_gym_pipelines.resources import RunsRoot
 
 GROUP = "mission_gym"
@@ -61,18 +59,9 @@ def config_snapshot(context: dg.AssetExecutionContext, runs: RunsRoot) -> dg.Mat
     return dg.MaterializeResult(metadata=config_snapshot_metadata(record, parent))
 
 
-@dg.asset(
-    key=CHECKPOINT,
-    partitions_def=run_partitions,
-    deps=[CONFIG_SNAPSHOT],
-    group_name=GROUP,
-    kinds={"pytorch"},
-    description="A run's latest checkpoint (runs/<run>/checkpoints/), with its lineage: links to the parent "
-    "run and the children. Trained by the train_run job; materializing it here re-records the run from disk "
-    "(it never retrains). To train further: train_run with parent_checkpoint = the run name.",
-)
-def checkpoint(context: dg.AssetExecutionContext, runs: RunsRoot) -> dg.MaterializeResult:
-    record = _record(runs, context.partition_key)
+def recorded_checkpoint(runs: RunsRoot, run_name: str) -> dg.MaterializeResult:
+    """The checkpoint materialization of an existing run, re-recorded from its folder (nothing is written)."""
+    record = _record(runs, run_name)
     metadata = checkpoint_metadata(runs.path, record, list_runs(runs.path))
     if metadata is None:
         raise dg.Failure(description=f"Run {record.run_name} has saved no checkpoint yet (status {record.status}).",
@@ -92,6 +81,13 @@ def parent_checkpoint_intact(context: dg.AssetCheckExecutionContext, runs: RunsR
                                metadata=evaluation.metadata)
 
 
+# Evaluate a run's new checkpoint as soon as it is reported, without waiting for the schedule's tick; never
+# while its checkpoint is being trained or while this run is already being evaluated (eager() waits for
+# both), and never for a run that has no checkpoint yet (unlike the views, a missing dependency matters).
+# The "evaluation" pool (pools.py) bounds how many evaluations of all runs run at once.
+EVALUATION_AUTOMATION = dg.AutomationCondition.eager()
+
+
 class EvaluationConfig(dg.Config):
     """How to evaluate (the seeds come from the run's config snapshot, eval_seeds.txt)."""
 
@@ -105,6 +101,8 @@ class EvaluationConfig(dg.Config):
     deps=[CHECKPOINT],
     group_name=GROUP,
     kinds={"json", "markdown"},
+    pool=EVALUATION_POOL,
+    automation_condition=EVALUATION_AUTOMATION,
     description="Evaluation of a run's latest checkpoint on the fixed seeds, paired with the scripted "
     "baseline and the parent checkpoint (runs/<run>/evaluations/<checkpoint>.json and .md).",
 )

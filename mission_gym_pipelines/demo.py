@@ -44,12 +44,12 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
     # Imported after DAGSTER_HOME is settled; definitions read the runs folder from the environment.
     from mission_gym_pipelines.definitions import defs
-    from mission_gym_pipelines.training import ensure_gpu_pool
+    from mission_gym_pipelines.pools import ensure_pools
 
     runs_root = defs.resources["runs"].path.resolve()
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        ensure_gpu_pool(instance)
+        ensure_pools(instance)
         _step(f"Training a fresh run ({ROOT_TIMESTEPS:,} timesteps) with the train_run job")
         root = _train(defs, instance, timesteps=ROOT_TIMESTEPS, run_name="demo", notes="make demo: fresh run")
         print(f"   trained {root}")
@@ -79,7 +79,8 @@ def main() -> int:
     print(f"    DAGSTER_HOME={os.environ['DAGSTER_HOME']} {Path(sys.executable).parent}/dagster dev "
           "-w workspace.yaml -h 127.0.0.1")
     print("  then http://127.0.0.1:3000 -> Assets -> checkpoint -> Partitions (each run; parent and child links),")
-    print("  Assets -> lineage_view (the forest), Jobs -> train_run -> Launchpad to train or branch.")
+    print("  Assets -> lineage_view (the forest). To train or branch: Assets -> checkpoint -> Materialize (v) ->")
+    print("  Open launchpad -> Add new partition (the run's name) -> config -> Materialize.")
     return 0
 
 

@@ -16,8 +16,9 @@ import dagster as dg
 from mission_gym.runs.checkpoints import run_model
 from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import children
-from mission_gym.runs.record import RunRecord, sha256_file
+from mission_gym.runs.record import CheckpointEntry, RunRecord, sha256_file
 from mission_gym.runs.reports import EvaluationFile
+from mission_gym_pipelines.curve import learning_curve_markdown
 
 CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
 CHECKPOINT = dg.AssetKey("checkpoint")
@@ -34,12 +35,27 @@ def partition_path(asset_key: dg.AssetKey, run_name: str) -> str:
 
 
 def run_link(run_name: str, asset_key: dg.AssetKey = CHECKPOINT) -> dg.MetadataValue:
-    return dg.MetadataValue.url(partition_path(asset_key, run_name))
+    """A link to a run's partition labelled by the run's name (a url entry would show the raw path)."""
+    return dg.MetadataValue.md(f"[{run_name}]({partition_path(asset_key, run_name)})")
 
 
 def run_links_md(run_names: list[str], asset_key: dg.AssetKey = CHECKPOINT) -> str:
     """A markdown list of links to runs' partitions (the UI renders markdown metadata, links included)."""
     return "\n".join(f"- [{name}]({partition_path(asset_key, name)})" for name in run_names) or "none"
+
+
+def rounded(value: Any, digits: int = 4) -> float:
+    """A float as the UI should show it (metrics carry 16 digits nobody reads)."""
+    return round(float(value), digits)
+
+
+def space_summary(space: dict[str, Any]) -> str:
+    """One line for a space signature: `Box (57,)`, `MultiDiscrete [9, 9, 9, 9]: STOP, N, ...` (not 4 lists)."""
+    if space.get("type") == "MultiDiscrete":
+        names = {tuple(actions) for actions in space.get("action_names", [])}
+        listed = "; ".join(", ".join(actions) for actions in sorted(names))
+        return f"MultiDiscrete {space.get('nvec')}" + (f": {listed}" if listed else "")
+    return f"{space.get('type')} {tuple(space.get('shape', []))}"
 
 
 # --- config snapshot ----------------------------------------------------------------------------------
@@ -120,11 +136,12 @@ def checkpoint_metadata(runs_root: Path, record: RunRecord, records: list[RunRec
     run_dir = runs_root / record.run_name
     metrics = last_metrics(run_dir)
     metadata: dict[str, Any] = {
+        "status": record.status,
         STEP_KEY: step,
         "global_timesteps": record.timesteps.current,
+        "target_timesteps": record.timesteps.target,
         "checkpoint_path": dg.MetadataValue.path(path),
         "checkpoint_sha256": sha256,
-        "status": record.status,
         "device": record.device,
         "parent_run": run_link(record.parent_run) if record.parent_run else "none (trained from scratch)",
         "parent_step": record.parent_checkpoint.step if record.parent_checkpoint else 0,
@@ -132,15 +149,41 @@ def checkpoint_metadata(runs_root: Path, record: RunRecord, records: list[RunRec
         "children": dg.MetadataValue.md(run_links_md([c.run_name for c in children(records, record.run_name)])),
         "branch_name": record.branch_name or "",
         "notes": record.notes,
-        "observation_space": dg.MetadataValue.json(record.spaces.observation),
-        "action_space": dg.MetadataValue.json(record.spaces.action),
+        "observation_space": space_summary(record.spaces.observation),
+        "action_space": space_summary(record.spaces.action),
         "hyperparameters": dg.MetadataValue.json(record.hyperparameters),
+        "learning_curve": dg.MetadataValue.md(learning_curve_markdown(run_dir)),
         "tensorboard": dg.MetadataValue.path(RunPaths(Path(record.run_name)).tensorboard.as_posix()),
     }
     for name in ("ep_return_mean", "capture_rate"):
         if isinstance(metrics.get(name), (int, float)):
-            metadata[f"last_{name}"] = float(metrics[name])
+            metadata[f"last_{name}"] = rounded(metrics[name])
+    if record.error:
+        metadata["error"] = record.error
     return metadata
+
+
+def status_line(record: RunRecord) -> str:
+    """What the run's state means for someone reading its partition (a stopped run must not look finished)."""
+    steps = f"{record.timesteps.current:,} of {record.timesteps.target:,} timesteps"
+    if record.status == "finished":
+        return f"Finished: {steps}."
+    if record.status == "running":
+        return f"Still training: {steps} so far."
+    return (f"NOT FINISHED: {record.status.upper()} at {steps}. Continue it as a new run: materialize a new "
+            f"partition with parent_checkpoint: {record.run_name}.")
+
+
+def checkpoint_observation(record: RunRecord, entry: CheckpointEntry, metrics: dict[str, Any]) -> dg.AssetObservation:
+    """A checkpoint saved while the run trains, shown on its partition before the run ends."""
+    metadata: dict[str, Any] = {STEP_KEY: entry.step, "checkpoint_path": dg.MetadataValue.path(entry.file),
+                                "checkpoint_sha256": entry.sha256, "status": record.status,
+                                "target_timesteps": record.timesteps.target}
+    for name in ("ep_return_mean", "capture_rate"):
+        if isinstance(metrics.get(name), (int, float)):
+            metadata[name] = rounded(metrics[name])
+    return dg.AssetObservation(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                               description=f"Checkpoint saved at step {entry.step:,} while training.")
 
 
 def child_backlink(record: RunRecord) -> dg.AssetObservation | None:
@@ -193,18 +236,29 @@ def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str
     metadata: dict[str, Any] = {
         EVALUATED_CHECKPOINT_KEY: evaluation.checkpoint,
         STEP_KEY: evaluation.step,
-        "capture_rate": float(report["capture_rate"]),
-        "capture_rate_ci95": f"[{low:.3f}, {high:.3f}]",
-        "mean_return": float(report["mean_return"]),
+        "capture_rate": rounded(report["capture_rate"]),
+        "capture_rate_ci95_low": rounded(low),
+        "capture_rate_ci95_high": rounded(high),
+        "mean_return": rounded(report["mean_return"]),
         "seeds_hash": str(report.get("seeds_hash", "")),
-        "report": dg.MetadataValue.path(evaluation.path.relative_to(runs_root).as_posix()),
+        "report": dg.MetadataValue.md(_report_markdown(runs_root, evaluation)),
+        "report_file": dg.MetadataValue.path(evaluation.path.relative_to(runs_root).as_posix()),
     }
     for name in ("baseline", "parent"):
         other = report.get(name)
         if isinstance(other, dict) and "capture_rate" in other:
-            metadata[f"{name}_capture_rate"] = float(other["capture_rate"])
-            metadata[f"capture_rate_vs_{name}"] = float(report["capture_rate"]) - float(other["capture_rate"])
+            metadata[f"{name}_capture_rate"] = rounded(other["capture_rate"])
+            metadata[f"capture_rate_vs_{name}"] = rounded(float(report["capture_rate"]) - float(other["capture_rate"]))
     return metadata
+
+
+def _report_markdown(runs_root: Path, evaluation: EvaluationFile) -> str:
+    """The report's own markdown (tables), written next to its JSON by the evaluation."""
+    path = RunPaths.of(runs_root, evaluation.run_name).evaluation(evaluation.checkpoint, ".md")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"No markdown report next to {evaluation.path.name} (expected {path.name})."
 
 
 def evaluation_event(runs_root: Path, evaluation: EvaluationFile) -> dg.AssetMaterialization:
@@ -229,9 +283,18 @@ def first_sight_events(runs_root: Path, record: RunRecord, records: list[RunReco
     return events + ([backlink] if backlink else [])
 
 
-def checkpoint_event(runs_root: Path, record: RunRecord, records: list[RunRecord]) -> dg.AssetMaterialization | None:
-    """The materialization of the run's latest checkpoint (None before it saved one)."""
+def checkpoint_event(runs_root: Path, record: RunRecord,
+                     records: list[RunRecord]) -> dg.AssetMaterialization | dg.AssetObservation | None:
+    """The run's latest checkpoint as an event (None before it saved one).
+
+    A materialization while the run trains or once it finished; an observation when it stopped without
+    finishing (interrupted, failed, diverged), so its partition never looks like a finished run's.
+    """
     metadata = checkpoint_metadata(runs_root, record, records)
     if metadata is None:
         return None
-    return dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata)
+    if record.status in ("running", "finished"):
+        return dg.AssetMaterialization(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                                       description=status_line(record))
+    return dg.AssetObservation(asset_key=CHECKPOINT, partition=record.run_name, metadata=metadata,
+                               description=status_line(record))

@@ -15,29 +15,33 @@ _UNFINISHED = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 # Storage ids per query; stays far below SQLite's and Postgres's bound-parameter limits.
 _CHUNK = 500
 
 
-def latest_storage_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, int]:
-    """Partition -> storage id of its latest materialization (one query for all partitions).
+def latest_storage_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                       event_type: dg.DagsterEventType = MATERIALIZATION) -> dict[str, int]:
+    """Partition -> storage id of its latest materialization (or observation), one query for all partitions.
 
     Deleted partitions keep their events, so callers intersect with the registered partitions.
     """
-    return dict(instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION))
+    return dict(instance.get_latest_storage_id_by_partition(asset_key, event_type))
 
 
-def latest_metadata_value(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str) -> dict[str, Any]:
-    """Partition -> the value of metadata entry `key` on its latest materialization (None when absent)."""
-    ids = list(latest_storage_ids(instance, asset_key).values())
+def latest_metadata_value(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str,
+                          event_type: dg.DagsterEventType = MATERIALIZATION) -> dict[str, Any]:
+    """Partition -> the value of metadata entry `key` on its latest materialization or observation (None if absent)."""
+    observed = event_type == dg.DagsterEventType.ASSET_OBSERVATION
+    fetch = instance.fetch_observations if observed else instance.fetch_materializations
+    ids = list(latest_storage_ids(instance, asset_key, event_type).values())
     values: dict[str, Any] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=chunk), limit=len(chunk)
-        )
+        result = fetch(dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=chunk), limit=len(chunk))
         for record in result.records:
-            entry = record.asset_materialization.metadata.get(key) if record.asset_materialization else None
+            event = record.asset_observation if observed else record.asset_materialization
+            entry = event.metadata.get(key) if event else None
             values[record.partition_key] = entry.value if entry is not None else None
     return values
 

@@ -17,7 +17,7 @@ from mission_gym.runs.lineage import scan_runs
 from mission_gym.runs.record import RunRecord
 from mission_gym.runs.reports import latest_evaluation
 from mission_gym.runs.retention import RetentionPolicy, plan_retention
-from mission_gym_pipelines.assets import dashboard, lineage_view
+from mission_gym_pipelines.assets import dashboard, evaluation_report, lineage_view
 from mission_gym_pipelines.cleanup import CleanupConfig, cleanup_runs, delete_planned_runs
 from mission_gym_pipelines.events import (
     CHECKPOINT,
@@ -54,6 +54,16 @@ def _run_updates(runs_root: Path, record: RunRecord, records: list[RunRecord], *
     return events
 
 
+def _reported_steps(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Run -> the latest checkpoint step Dagster has, from materializations or observations (a stopped run's)."""
+    steps: dict[str, int] = {}
+    for event_type in (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION):
+        for run_name, step in latest_metadata_value(instance, CHECKPOINT, STEP_KEY, event_type).items():
+            if step is not None:  # a back-link observation carries no step
+                steps[run_name] = max(step, steps.get(run_name, step))
+    return steps
+
+
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -70,7 +80,7 @@ def run_folder_sensor(context: dg.SensorEvaluationContext, runs: RunsRoot) -> dg
     registered = set(instance.get_dynamic_partitions(run_partitions.name))
     busy = runs_in_progress(instance)
     configs_reported = set(latest_storage_ids(instance, CONFIG_SNAPSHOT))
-    steps = latest_metadata_value(instance, CHECKPOINT, STEP_KEY)
+    steps = _reported_steps(instance)
     evaluated = latest_metadata_value(instance, EVALUATION_REPORT, EVALUATED_CHECKPOINT_KEY)
 
     events: list[Any] = []
@@ -124,4 +134,15 @@ views_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Rebuilds the dashboard and the lineage view after new checkpoints or evaluations.",
+)
+
+
+# Evaluates a new checkpoint when it is reported (evaluation_report's eager condition), not at the next
+# schedule tick; the "evaluation" pool bounds how many evaluations run at once.
+evaluation_sensor = dg.AutomationConditionSensorDefinition(
+    "evaluation_sensor",
+    target=[evaluation_report],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates each run's checkpoint once it is materialized: one evaluation per run at a time.",
 )

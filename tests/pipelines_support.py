@@ -14,6 +14,11 @@ TINY_TRAINING: dict[str, Any] = {
 }
 
 
+def checkpoint_config(**overrides: Any) -> dict[str, Any]:
+    """Run config materializing a checkpoint partition: the tiny training plus `overrides` (parent_checkpoint, ...)."""
+    return {"ops": {"checkpoint": {"config": {**TINY_TRAINING, **overrides}}}}
+
+
 def train_run_config(**overrides: Any) -> dict[str, Any]:
     """Run config of the train_run job: the tiny training plus `overrides` (run_name, parent_checkpoint, ...)."""
     return {"ops": {"train_new_run": {"config": {**TINY_TRAINING, **overrides}}}}

@@ -15,7 +15,9 @@ from pipelines_support import REPO_CONFIGS, latest_materialization_metadata, tra
 from mission_gym_pipelines.events import CHECKPOINT
 from mission_gym_pipelines.partitions import run_partitions
 from mission_gym_pipelines.resources import RunsRoot
-from mission_gym_pipelines.training import train_new_run, train_run
+from mission_gym_pipelines.assets import evaluation_report
+from mission_gym_pipelines.pools import GPU_K8S_TAGS, POOLS, ensure_pools
+from mission_gym_pipelines.training import checkpoint, train_new_run, train_run
 
 pytestmark = pytest.mark.slow  # end to end: Dagster instances, a real PostgreSQL
 
@@ -34,6 +36,8 @@ def _assert_gpu_pool_holds_whole_runs(instance: dg.DagsterInstance) -> None:
     pools = instance.get_concurrency_config().pool_config
     assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    # A preempted training run is retried (and resumes), a bounded number of times.
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
 
 
 def test_embedded_instance_is_sqlite_with_one_gpu_run_at_a_time(tmp_path):
@@ -83,4 +87,14 @@ def test_training_is_gpu_work_for_the_pool_and_for_kubernetes():
     for tags in (train_new_run.tags, train_run.tags):  # op tags: k8s_job_executor; run tags: K8sRunLauncher
         k8s = json.loads(tags["dagster-k8s/config"])
         assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert train_new_run.pool == "gpu"
+    assert train_new_run.pool == checkpoint.op.pool == "gpu"
+    assert json.loads(checkpoint.op.tags["dagster-k8s/config"]) == GPU_K8S_TAGS["dagster-k8s/config"]
+
+
+def test_evaluations_hold_their_own_pool_and_ensure_pools_creates_both_limits(tmp_path):
+    assert evaluation_report.op.pool == "evaluation"
+    instance = _instance(SQLITE_YAML, tmp_path / "home")
+    ensure_pools(instance)
+    # default_limit sizes every pool: one training and one evaluation at a time on this machine.
+    assert {pool: instance.event_log_storage.get_concurrency_info(pool).slot_count for pool in POOLS} == {
+        "gpu": 1, "evaluation": 1}

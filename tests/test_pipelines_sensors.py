@@ -96,13 +96,14 @@ def test_run_folder_sensor_registers_cli_runs_and_reports_what_is_on_disk(instan
     assert sorted(checkpoints) == ["child-20260101-010000", "grandchild-20260101-020000", "root-20260101-000000"]
     child = values(checkpoints["child-20260101-010000"])
     assert child["step"] == 3000 and child["parent_step"] == 2000
-    assert child["parent_run"] == "/assets/checkpoint?view=partitions&partition=root-20260101-000000"
+    root_path = "/assets/checkpoint?view=partitions&partition=root-20260101-000000"
+    assert child["parent_run"] == f"[root-20260101-000000]({root_path})"
     assert "grandchild-20260101-020000" in child["children"]
     assert child["checkpoint_path"] == "child-20260101-010000/checkpoints/ppo_mission_3000_steps.zip"
     assert child["last_ep_return_mean"] == 2.5 and child["last_capture_rate"] == 0.5
     # The parent learns about its child through an observation on its own partition.
     backlinks = _events(result, CHECKPOINT, dg.AssetObservation)
-    assert values(backlinks["root-20260101-000000"])["child_run"].endswith("partition=child-20260101-010000")
+    assert values(backlinks["root-20260101-000000"])["child_run"].endswith("partition=child-20260101-010000)")
     checks = {e.partition: e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)}
     assert checks["child-20260101-010000"].passed and checks["child-20260101-010000"].check_name == PARENT_CHECK
 
@@ -122,7 +123,8 @@ def test_run_folder_sensor_reports_only_news(instance, runs_root):
         ["later-20260102-000000"], ["crashed-20260101-030000"]]
     assert sorted(_events(result, CHECKPOINT)) == ["later-20260102-000000"]
     evaluation = values(_events(result, EVALUATION_REPORT)["root-20260101-000000"])
-    assert evaluation["capture_rate"] == 0.7 and evaluation["capture_rate_ci95"] == "[0.600, 0.800]"
+    assert evaluation["capture_rate"] == 0.7
+    assert (evaluation["capture_rate_ci95_low"], evaluation["capture_rate_ci95_high"]) == (0.6, 0.8)
     assert evaluation["baseline_capture_rate"] == 0.4 and evaluation["step"] == 2000
 
 
@@ -240,7 +242,7 @@ def test_retention_sensor_reports_a_bad_policy(instance, crowded_runs):
         _sense(retention_sensor, instance, runs_root, retention_policy=str(policy))
 
 
-def test_views_refresh_after_a_checkpoint_is_reported_and_only_then(instance):
+def test_views_and_the_new_checkpoint_evaluation_are_requested_after_a_checkpoint_is_reported_and_only_then(instance):
     instance.add_dynamic_partitions(run_partitions.name, ["a-20260101-000000", "b-20260101-000000"])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # starts the cursor
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=CHECKPOINT, partition="a-20260101-000000"))
@@ -248,7 +250,9 @@ def test_views_refresh_after_a_checkpoint_is_reported_and_only_then(instance):
     # Requested though most partitions of checkpoint and evaluation_report were never materialized.
     assert {key.to_user_string(): after.get_num_requested(key)
             for key in (dg.AssetKey("dashboard"), dg.AssetKey("lineage_view"))} == {"dashboard": 1, "lineage_view": 1}
-    assert after.total_requested == 2
+    # The new checkpoint is evaluated now, not at the schedule's next tick; the other run is not.
+    assert after.get_requested_partitions(EVALUATION_REPORT) == {"a-20260101-000000"}
+    assert after.total_requested == 3
     assert dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor).total_requested == 0
 
 
@@ -258,3 +262,15 @@ def test_cleanup_job_spares_the_lineage_that_became_active_after_planning(instan
     make_run(runs_root, "old-b-revived", parent="old-b", steps=[3000], heartbeat_age_s=1)  # the newest activity
     metadata = _output_metadata(_cleanup(instance, runs_root, request.run_config))
     assert metadata["deleted_runs"] == ["old-a"] and metadata["skipped_runs"] == ["old-b-child"]
+
+
+def test_a_run_that_stopped_without_finishing_is_observed_not_materialized(instance, tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "cut-20260101-000000", status="interrupted", steps=[1000, 1500])
+    result = _sense(run_folder_sensor, instance, root)
+    assert not _events(result, CHECKPOINT)  # no materialization: the partition must not look finished
+    stopped = _events(result, CHECKPOINT, dg.AssetObservation)["cut-20260101-000000"]
+    assert values(stopped)["status"] == "interrupted" and values(stopped)["step"] == 1500
+    assert stopped.description.startswith("NOT FINISHED: INTERRUPTED")
+    _apply(instance, result)
+    assert isinstance(_sense(run_folder_sensor, instance, root), dg.SkipReason)  # reported once

@@ -1,91 +1,119 @@
 """The real UI: `dagster dev` with workspace.yaml and dagster_home/dagster.yaml on 127.0.0.1, driven through
-its GraphQL API the way the launchpad does: train two runs (the second waits for the GPU pool), branch one,
-read the partitions and the lineage metadata back, stop the server by its PID."""
+its GraphQL API along the README's click-path: Assets -> checkpoint -> Materialize -> add a partition (the
+run's name) -> launchpad config -> Launch. Two trainings (the second waits for the GPU pool), a branch of
+one, the refusal of an existing run, the partitions, progress and lineage read back; stopped by its PID."""
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster_server import REPO_ROOT, DagsterServer, running_dagster
+from dagster_server import REPO_ROOT, DagsterServer, materialize, run_messages, running_dagster, wait_for_runs
 from pipelines_support import REPO_CONFIGS, TINY_TRAINING
 
-from mission_gym_pipelines.reported import TRAINING_RUN_TAG
-from mission_gym_pipelines.training import ensure_gpu_pool
+from mission_gym.runs.record import load_record
+from mission_gym_pipelines.pools import ensure_pools
 
 pytestmark = pytest.mark.slow  # end to end: a real dagster dev server
 
-LAUNCH = """
-mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename
-  ... on LaunchRunSuccess { run { runId } }
-  ... on PythonError { message }
-  ... on RunConfigValidationInvalid { errors { message } } } }
-"""
-RUN = """
-query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime tags { key value } } } }
-"""
 CHECKPOINT = """
 query($partitions: [String!]) { assetNodeOrError(assetKey: {path: ["checkpoint"]}) { ... on AssetNode {
   partitionKeysByDimension { partitionKeys }
-  assetMaterializations(partitions: $partitions) { partition metadataEntries {
-    label ... on UrlMetadataEntry { url } ... on IntMetadataEntry { intValue } } }
-  assetObservations(partitions: $partitions) { partition metadataEntries {
-    label ... on UrlMetadataEntry { url } } } } } }
+  assetMaterializations(partitions: $partitions) { partition runId metadataEntries {
+    label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } }
+  assetObservations(partitions: $partitions) { partition runId metadataEntries {
+    label ... on MarkdownMetadataEntry { mdStr } ... on IntMetadataEntry { intValue } } } } } }
 """
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def _launch(server: DagsterServer, **config: Any) -> str:
-    params = {"selector": {"repositoryLocationName": "mission_gym", "repositoryName": "__repository__",
-                           "jobName": "train_run"},
-              "runConfigData": {"ops": {"train_new_run": {"config": {**TINY_TRAINING, **config}}}}}
-    result = server.graphql(LAUNCH, {"params": params})["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return result["run"]["runId"]
+def _entries(event: dict[str, Any]) -> dict[str, Any]:
+    return {e["label"]: e.get("mdStr", e.get("intValue")) for e in event["metadataEntries"]}
 
 
-def _run(server: DagsterServer, run_id: str) -> dict[str, Any]:
-    run = server.graphql(RUN, {"id": run_id})["runOrError"]
-    return {**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
-
-
-def _wait(server: DagsterServer, run_ids: list[str], timeout_s: float = 240) -> list[dict[str, Any]]:
-    """The runs once all have finished."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = [_run(server, run_id) for run_id in run_ids]
-        if all(run["status"] in FINISHED for run in runs):
-            return runs
-        time.sleep(0.5)
-    raise TimeoutError(f"runs {run_ids} unfinished after {timeout_s} s:\n{server.log_tail()}")
-
-
-def _urls(entries: list[dict[str, Any]]) -> dict[str, str]:
-    return {entry["label"]: entry["url"] for entry in entries if "url" in entry}
-
-
-def test_train_and_branch_from_the_ui(tmp_path: Path):
+def test_the_readme_click_path_trains_branches_and_refuses_an_existing_run(tmp_path: Path):
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
-    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_gpu_pool) as server:
-        first, second = _wait(server, [_launch(server, run_name="ui-first"), _launch(server, run_name="ui-second")])
+    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
+        first, second = wait_for_runs(server, [materialize(server, "ui-first"), materialize(server, "ui-second")])
         assert first["status"] == second["status"] == "SUCCESS", server.log_tail()
         # The "gpu" pool let one training run start only after the other ended.
         earlier, later = sorted([first, second], key=lambda run: run["startTime"])
         assert later["startTime"] >= earlier["endTime"]
-        parent = first["tags"][TRAINING_RUN_TAG]
 
-        branch_id = _launch(server, parent_checkpoint=parent, branch_name="ui-branch")
-        [branch_run] = _wait(server, [branch_id])
-        assert branch_run["status"] == "SUCCESS", server.log_tail()
-        branch = branch_run["tags"][TRAINING_RUN_TAG]
+        [branch] = wait_for_runs(server, [branch_id := materialize(server, "ui-branch", parent_checkpoint="ui-first")])
+        assert branch["status"] == "SUCCESS", server.log_tail()
+        assert any(m.startswith("progress step=768 ") for m in run_messages(server, branch_id))
 
-        node = server.graphql(CHECKPOINT, {"partitions": [branch, parent]})["assetNodeOrError"]
-        assert {parent, branch} <= set(node["partitionKeysByDimension"][0]["partitionKeys"])
-        [child_materialization] = [m for m in node["assetMaterializations"] if m["partition"] == branch]
-        assert _urls(child_materialization["metadataEntries"])["parent_run"] == (
-            f"/assets/checkpoint?view=partitions&partition={parent}")
-        [backlink] = [o for o in node["assetObservations"] if o["partition"] == parent]
-        assert _urls(backlink["metadataEntries"])["child_run"].endswith(f"partition={branch}")
-        assert (runs_root / branch / "run.json").is_file()
+        node = server.graphql(CHECKPOINT, {"partitions": ["ui-branch", "ui-first"]})["assetNodeOrError"]
+        assert {"ui-first", "ui-second", "ui-branch"} <= set(node["partitionKeysByDimension"][0]["partitionKeys"])
+        [child] = [m for m in node["assetMaterializations"] if m["partition"] == "ui-branch"]
+        assert _entries(child)["parent_run"] == "[ui-first](/assets/checkpoint?view=partitions&partition=ui-first)"
+        assert _entries(child)["step"] == 1024  # the parent's 512 steps, continued
+        parent_events = [_entries(o) for o in node["assetObservations"] if o["partition"] == "ui-first"]
+        assert "[ui-branch](/assets/checkpoint?view=partitions&partition=ui-branch)" in [
+            e.get("child_run") for e in parent_events]
+        assert sorted(e["step"] for e in parent_events if "step" in e) == [256, 512]  # seen while it trained
+        assert (runs_root / "ui-branch" / "run.json").is_file()
+
+        # Materializing an existing run again is refused, and says how to continue it instead.
+        before = _trained_files(runs_root / "ui-first")
+        [again] = wait_for_runs(server, [again_id := materialize(server, "ui-first", add=False)])
+        assert again["status"] == "FAILURE"
+        assert any("Run ui-first already exists" in m and "parent_checkpoint: ui-first" in m
+                   for m in run_messages(server, again_id))
+        assert _trained_files(runs_root / "ui-first") == before
+
+
+def _trained_files(run_dir: Path) -> dict[str, int]:
+    """What training wrote (evaluations/ may grow meanwhile: the evaluation sensor evaluates new checkpoints)."""
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.rglob("*")
+            if p.is_file() and "evaluations" not in p.parts}
+
+
+def _wait_for(condition: Any, server: DagsterServer, what: str, timeout_s: float = 180) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not seen after {timeout_s} s:\n{server.log_tail()}")
+
+
+RUNS = """
+query { runsOrError { ... on Runs { results { runId status tags { key value } } } } }
+"""
+
+
+def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp_path: Path):
+    runs_root = tmp_path / "runs"
+    env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
+    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
+        first_id = materialize(server, "preempted", timesteps=4096, checkpoint_freq=512)
+        run_json = runs_root / "preempted" / "run.json"
+        # Preempt it once it has saved a checkpoint: SIGTERM its run worker (the process training it).
+        _wait_for(lambda: run_json.is_file() and load_record(runs_root / "preempted").checkpoints, server,
+                  "a first checkpoint")
+        os.kill(load_record(runs_root / "preempted").pid, signal.SIGTERM)
+        [first] = wait_for_runs(server, [first_id])
+        assert first["status"] == "FAILURE"
+        stopped = load_record(runs_root / "preempted")
+        assert stopped.status == "interrupted", stopped
+
+        def retry_run() -> dict[str, Any] | None:
+            runs = server.graphql(RUNS)["runsOrError"]["results"]
+            return next((r for r in runs if {"key": "dagster/parent_run_id", "value": first_id} in r["tags"]), None)
+
+        retry_id = _wait_for(retry_run, server, "Dagster's automatic retry")["runId"]
+        [retry] = wait_for_runs(server, [retry_id])
+        assert retry["status"] == "SUCCESS", server.log_tail()
+        child = load_record(runs_root / "preempted-retry1")
+        assert child.parent_run == "preempted" and child.status == "finished"
+        # The requested timesteps, finished: PPO trains whole rollouts (4 arenas x 64), and SIGTERM stops the
+        # run at the next timestep, mid-rollout, so the child may end up to one rollout past the target.
+        rollout = TINY_TRAINING["n_envs"] * TINY_TRAINING["n_steps"]
+        assert child.timesteps.target == 4096 and 4096 <= child.timesteps.current < 4096 + rollout
+        # Resumed from the stopped run's latest checkpoint: at most one checkpoint interval is trained again.
+        assert stopped.timesteps.current - child.timesteps.start <= 512
