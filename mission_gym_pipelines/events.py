@@ -254,7 +254,7 @@ def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str
 
 def _report_markdown(runs_root: Path, evaluation: EvaluationFile) -> str:
     """The report's own markdown (tables), written next to its JSON by the evaluation."""
-    path = RunPaths.of(runs_root, evaluation.run_name).evaluation(evaluation.checkpoint, ".md")
+    path = evaluation.path.with_suffix(".md")  # beside its JSON, whatever key names the pair
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -88,10 +88,12 @@ query { runsOrError { ... on Runs { results { runId status tags { key value } } 
 
 
 def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp_path: Path):
+    TARGET = 32_768
     runs_root = tmp_path / "runs"
     env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
     with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
-        first_id = materialize(server, "preempted", timesteps=4096, checkpoint_freq=512)
+        # Long enough that the SIGTERM below always lands mid-training, even on an idle machine.
+        first_id = materialize(server, "preempted", timesteps=TARGET, checkpoint_freq=512)
         run_json = runs_root / "preempted" / "run.json"
         # Preempt it once it has saved a checkpoint: SIGTERM its run worker (the process training it).
         _wait_for(lambda: run_json.is_file() and load_record(runs_root / "preempted").checkpoints, server,
@@ -114,6 +116,6 @@ def test_a_sigterm_during_training_is_retried_and_the_retry_finishes_the_run(tmp
         # The requested timesteps, finished: PPO trains whole rollouts (4 arenas x 64), and SIGTERM stops the
         # run at the next timestep, mid-rollout, so the child may end up to one rollout past the target.
         rollout = TINY_TRAINING["n_envs"] * TINY_TRAINING["n_steps"]
-        assert child.timesteps.target == 4096 and 4096 <= child.timesteps.current < 4096 + rollout
+        assert child.timesteps.target == TARGET and TARGET <= child.timesteps.current < TARGET + rollout
         # Resumed from the stopped run's latest checkpoint: at most one checkpoint interval is trained again.
         assert stopped.timesteps.current - child.timesteps.start <= 512
