@@ -23,13 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.checkpoints import checkpoint_step, latest_checkpoint
+from mission_gym.runs.layout import SEARCH_RECORD_FILE, SEARCHES_DIR
 from mission_gym.runs.naming import timestamp, validate_name
 from mission_gym.runs.record import atomic_write_json, atomic_write_text, load_record, utc_now
 from mission_gym.search_space import SearchSpace, load_search_space
 from mission_gym.sequential import sequential_compare
 
-SEARCHES_DIR = "searches"
-SEARCH_RECORD_FILE = "search.json"
 SELECTION_SEED_BASE = 1_000_000  # far from the held-out seeds in configs/eval_seeds.txt
 
 Play = Callable[[str, Sequence[int]], list[bool]]  # (run name, seeds) -> captured per seed

@@ -16,7 +16,8 @@ from mission_gym.errors import MissionGymError
 from mission_gym.runs.lineage import list_runs
 from mission_gym.runs.record import load_record
 from mission_gym.scripts.search import main as search_main
-from mission_gym.search import SEARCH_RECORD_FILE, SearchSettings, run_search, search_dir
+from mission_gym.runs.layout import SEARCH_RECORD_FILE
+from mission_gym.search import SearchSettings, run_search, search_dir
 from mission_gym.search_space import load_search_space
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from mission_gym.dashboard.data import RootCache, file_key
+from mission_gym.dashboard.data import RootCache
+from mission_gym.runs.index import file_key
 from mission_gym.runs.layout import CONFIG_SNAPSHOT_DIR
 from mission_gym.runs.record import RunRecord
 

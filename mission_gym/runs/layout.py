@@ -34,6 +34,9 @@ COMPARISONS_DIR = "comparisons"  # inside evaluations/
 DASHBOARD_FILE = "dashboard.html"
 # The older system's run record: a folder holding it is a (broken) run folder, never a user's own folder.
 LEGACY_LINEAGE_FILE = "lineage.json"
+# A branch search keeps its record and summary in runs/searches/<name>/ (written by mission_gym.search).
+SEARCHES_DIR = "searches"
+SEARCH_RECORD_FILE = "search.json"
 
 CHECKPOINT_PATTERN = re.compile(r"^ppo_mission_(\d+)_steps\.zip$")
 CHECKPOINT_NAME_HELP = "ppo_mission_<N>_steps.zip"  # how error messages spell the pattern

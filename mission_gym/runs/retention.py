@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mission_gym.yaml_io import YamlLoader, describe_validation_error
 from mission_gym.errors import ConfigError, MissionGymError, RunNameError
 from mission_gym.runs.checkpoints import TEMP_FILE_PATTERN, model_files, sweep_temp_files
+from mission_gym.runs.layout import SEARCH_RECORD_FILE, SEARCHES_DIR
 from mission_gym.runs.lineage import (
     RunFolder, active_run, describe_cycle, lineage_members, parent_cycles, parent_names, read_run_folder, scan_runs,
 )
@@ -36,9 +37,6 @@ MODES_HELP = (
     "--prune-search NAME (delete the member runs of finished branch search NAME that are not ancestors of its "
     "winner)"
 )
-# Where mission_gym.search keeps a search's record (runs/searches/<name>/search.json); read here, never
-# imported from there: the runs layer sits below the search in the data flow.
-_SEARCHES_DIR, _SEARCH_RECORD_FILE = "searches", "search.json"
 _BYTES_PER_GB = 1e9
 
 
@@ -193,7 +191,7 @@ class _SearchOutcome(BaseModel):
 
 def _search_losers(folders: list[RunFolder], runs_root: str | os.PathLike[str], name: str) -> dict[str, str]:
     """The member runs of finished search `name` that are neither its winner nor one of the winner's ancestors."""
-    path = Path(runs_root, _SEARCHES_DIR, validate_name(name, "--prune-search name"), _SEARCH_RECORD_FILE)
+    path = Path(runs_root, SEARCHES_DIR, validate_name(name, "--prune-search name"), SEARCH_RECORD_FILE)
     if not path.is_file():
         raise MissionGymError(f"--prune-search {name}: no search named {name!r} ({path} does not exist)")
     try:
