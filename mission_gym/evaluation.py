@@ -28,6 +28,7 @@ from mission_gym.runs.compat import check_compatible
 from mission_gym.runs.layout import EVALUATIONS_DIR, RUN_RECORD_FILE, RunPaths
 from mission_gym.runs.reports import report_key
 from mission_gym.runs.record import RunRecord, atomic_write_bytes, atomic_write_json, atomic_write_text, load_record
+from mission_gym.sequential import paired_difference_interval, paired_verdict
 from mission_gym.spaces import action_space, observation_space, space_signature
 from mission_gym.vec_env import MissionVecEnv
 
@@ -118,11 +119,19 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
 
 
 def paired_comparison(ours: list[EpisodeResult], theirs: list[EpisodeResult]) -> dict[str, Any]:
-    """Per-seed comparison: seeds only we capture, only they capture, and the mean return difference."""
+    """Per-seed comparison: seeds only we capture, only they capture, the paired difference of capture rates with
+    its interval and what it says ("better" when the whole interval is above zero, "worse" below, else
+    "no clear difference"), and the mean return difference."""
     diff = np.array([a.episode_return - b.episode_return for a, b in zip(ours, theirs)])
+    only_ours = sum(a.outcome == "captured" and b.outcome != "captured" for a, b in zip(ours, theirs))
+    only_theirs = sum(b.outcome == "captured" and a.outcome != "captured" for a, b in zip(ours, theirs))
+    low, high = paired_difference_interval(only_ours, only_theirs, len(ours))
     return {
-        "only_ours_captured": sum(a.outcome == "captured" and b.outcome != "captured" for a, b in zip(ours, theirs)),
-        "only_theirs_captured": sum(b.outcome == "captured" and a.outcome != "captured" for a, b in zip(ours, theirs)),
+        "only_ours_captured": only_ours,
+        "only_theirs_captured": only_theirs,
+        "capture_rate_difference": (only_ours - only_theirs) / len(ours),
+        "capture_rate_difference_ci": [low, high],
+        "verdict": "better" if low > 0 else "worse" if high < 0 else "no clear difference",
         "mean_return_difference": float(diff.mean()),
         "mean_return_difference_ci": list(bootstrap_interval(diff)),
     }
@@ -311,9 +320,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     for name, section in rows[1:]:
         paired = section["paired"]
         low, high = paired["mean_return_difference_ci"]
-        lines.append(f"- vs {name}: captured where it did not {paired['only_ours_captured']}, the reverse "
-                     f"{paired['only_theirs_captured']}; return difference {paired['mean_return_difference']:+.1f} "
-                     f"(95% CI {low:+.1f} to {high:+.1f})")
+        lines.append(f"- vs {name}: {paired_verdict(paired)}; return difference "
+                     f"{paired['mean_return_difference']:+.1f} (95% CI {low:+.1f} to {high:+.1f})")
     lines += ["", "| reward component | mean per episode |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in report["reward_components_mean"].items()]
     return "\n".join(lines) + "\n"

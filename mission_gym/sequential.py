@@ -161,6 +161,18 @@ def paired_difference_interval(only_ours: int, only_theirs: int, n: int, z: floa
     return max(-1.0, diff - half), min(1.0, diff + half)
 
 
+def paired_verdict(paired: dict[str, Any]) -> str:
+    """One line a person reads: "better: captured where the other did not on 25 seeds, the reverse on 6 (capture
+    rate +19%, 95% CI +8% to +30%)". Reports written before the verdict existed give the counts alone."""
+    counts = (f"captured where the other did not on {paired['only_ours_captured']} seeds, the reverse on "
+              f"{paired['only_theirs_captured']}")
+    if "verdict" not in paired:
+        return counts
+    low, high = paired["capture_rate_difference_ci"]
+    return (f"{paired['verdict']}: {counts} (capture rate {paired['capture_rate_difference']:+.0%}, "
+            f"95% CI {low:+.0%} to {high:+.0%})")
+
+
 def _result(decision: Decision, ours: list[bool], theirs: list[bool], available: int,
             design: SequentialDesign) -> SequentialResult:
     only_ours, only_theirs = _discordant(ours, theirs)

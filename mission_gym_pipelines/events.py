@@ -18,6 +18,7 @@ from mission_gym.runs.layout import RunPaths
 from mission_gym.runs.lineage import children
 from mission_gym.runs.record import CheckpointEntry, RunRecord, sha256_file
 from mission_gym.runs.reports import EvaluationFile
+from mission_gym.sequential import paired_verdict
 from mission_gym_pipelines.curve import learning_curve_markdown
 
 CONFIG_SNAPSHOT = dg.AssetKey("config_snapshot")
@@ -249,6 +250,8 @@ def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str
         if isinstance(other, dict) and "capture_rate" in other:
             metadata[f"{name}_capture_rate"] = rounded(other["capture_rate"])
             metadata[f"capture_rate_vs_{name}"] = rounded(float(report["capture_rate"]) - float(other["capture_rate"]))
+            if isinstance(other.get("paired"), dict):
+                metadata[f"paired_vs_{name}"] = paired_verdict(other["paired"])
     return metadata
 
 

@@ -22,6 +22,7 @@ from mission_gym.evaluation import (
     EpisodeResult, bootstrap_interval, paired_comparison, seeds_hash, summarize, wilson_interval,
 )
 from mission_gym.rules import REWARD_COMPONENTS
+from mission_gym.sequential import paired_verdict
 
 pytestmark = pytest.mark.slow  # end to end: trains the runs it evaluates
 
@@ -98,8 +99,8 @@ def test_branch_report_has_every_section(runs, work):
     check_section(report, EVAL_SEEDS)
     check_section(report["baseline"], EVAL_SEEDS)
     paired = report["baseline"]["paired"]
-    assert set(paired) == {"only_ours_captured", "only_theirs_captured", "mean_return_difference",
-                           "mean_return_difference_ci"}
+    assert set(paired) == {"only_ours_captured", "only_theirs_captured", "capture_rate_difference",
+                           "capture_rate_difference_ci", "verdict", "mean_return_difference", "mean_return_difference_ci"}
     assert paired["mean_return_difference"] == pytest.approx(report["mean_return"] - report["baseline"]["mean_return"])
     assert report["parent"]["checkpoint"] == f"{parent.name}/checkpoints/ppo_mission_1024_steps.zip"
     assert report["parent"]["step"] == 1024
@@ -315,6 +316,23 @@ def test_summarize_and_paired_comparison():
     paired = paired_comparison(ours, theirs)
     assert paired["only_ours_captured"] == 1 and paired["only_theirs_captured"] == 1
     assert paired["mean_return_difference"] == pytest.approx((1.0 + 11.0 - 9.0 + 0.0) / 4)
+    assert paired["capture_rate_difference"] == 0 and paired["verdict"] == "no clear difference"
+    assert "no clear difference: captured where the other did not on 1 seeds, the reverse on 1" in paired_verdict(paired)
+
+
+def test_paired_verdict_needs_the_whole_interval_on_one_side():
+    def outcomes(captured: list[bool]) -> list[EpisodeResult]:
+        return [episode(i, "captured" if c else "timeout", 1.0) for i, c in enumerate(captured)]
+
+    clear = paired_comparison(outcomes([True] * 60 + [False] * 40), outcomes([True] * 30 + [False] * 70))
+    assert clear["verdict"] == "better" and clear["capture_rate_difference"] == pytest.approx(0.3)
+    low, high = clear["capture_rate_difference_ci"]
+    assert 0 < low < 0.3 < high
+    reverse = paired_comparison(outcomes([True] * 30 + [False] * 70), outcomes([True] * 60 + [False] * 40))
+    assert reverse["verdict"] == "worse"
+    close = paired_comparison(outcomes([True] * 33 + [False] * 67), outcomes([True] * 30 + [False] * 70))
+    assert close["verdict"] == "no clear difference"
+    assert paired_verdict(clear).startswith("better: captured where the other did not on 30 seeds, the reverse on 0")
 
 
 def test_seeds_hash_depends_on_order_and_content(tmp_path):

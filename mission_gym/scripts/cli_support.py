@@ -71,3 +71,14 @@ def runs_folder(flag: str, path: str | os.PathLike[str], *, must_exist: bool) ->
         raise MissionGymError(f"{flag} {path}: no such folder; pass the runs folder that training wrote "
                               "(default: runs), or train a run first")
     return folder
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero (timesteps, counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
+    return value
