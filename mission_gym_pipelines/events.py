@@ -78,11 +78,19 @@ def config_snapshot_metadata(record: RunRecord, parent: RunRecord | None) -> dic
     metadata["parent_run"] = run_link(parent.run_name, CONFIG_SNAPSHOT)
     metadata["files_changed_vs_parent"] = ", ".join(changed_files) or "none"
     metadata["counts_changed_vs_parent"] = _count_changes(parent.spaces.counts, record.spaces.counts)
+    metadata["branch_kind"] = branch_kind(record)
     return metadata
 
 
+def branch_kind(record: RunRecord) -> str:
+    """How a branch carried its parent's weights: as they were, or by transfer across unit counts."""
+    if record.transfer is None:
+        return "same spaces: weights loaded as they were"
+    return f"transfer: {'; '.join(record.transfer.changes)}; weights transfer: {record.transfer.policy} policy"
+
+
 def _count_changes(parent: dict[str, Any], child: dict[str, Any]) -> str:
-    """`defenders: 2 -> 3` per unit count that differs (a branch with changes here would have been refused)."""
+    """`defenders: 2 -> 3` per unit count that differs (only an entity-policy branch, by transfer, has any)."""
     changes = [f"{key}: {parent.get(key)} -> {child.get(key)}"
                for key in sorted(parent.keys() | child.keys()) if parent.get(key) != child.get(key)]
     return "; ".join(changes) or "none"

@@ -19,7 +19,8 @@ def _capture_rate(runs_root: Path, record: RunRecord) -> float | None:
 
 
 def lineage_json(runs_root: Path, records: list[RunRecord]) -> dict[str, Any]:
-    """{"runs": [...], "edges": [{parent, child, step}]} in tree order (parents before children)."""
+    """{"runs": [...], "edges": [{parent, child, step, transfer}]} in tree order (parents before children);
+    `transfer` lists the unit-count changes of a branch that carried its weights across them, else None."""
     runs, edges = [], []
     for node in walk_forest(lineage_forest(records)):
         record = node.record
@@ -29,19 +30,25 @@ def lineage_json(runs_root: Path, records: list[RunRecord]) -> dict[str, Any]:
             "root_ancestor": record.root_ancestor, "status": record.status,
             "timesteps": record.timesteps.current, "capture_rate": _capture_rate(runs_root, record),
         })
+        transfer = list(record.transfer.changes) if record.transfer else None
+        runs[-1]["transfer"] = transfer
         if record.parent_run:
-            edges.append({"parent": record.parent_run, "child": record.run_name, "step": branch_step})
+            edges.append({"parent": record.parent_run, "child": record.run_name, "step": branch_step,
+                          "transfer": transfer})
     return {"runs": runs, "edges": edges}
 
 
 def lineage_markdown(view: dict[str, Any]) -> str:
-    """Nested markdown list, one line per run: link, status, steps, branch point, capture rate."""
+    """Nested markdown list, one line per run: link, status, steps, branch point (and the unit-count change of a
+    transfer branch), capture rate."""
     if not view["runs"]:
         return "No runs yet."
     lines = []
     for run in view["runs"]:
         rate = "not evaluated" if run["capture_rate"] is None else f"capture rate {run['capture_rate']:.0%}"
         branch = f" · branched at step {run['branch_step']:,}" if run["branch_step"] is not None else ""
+        if run["transfer"]:
+            branch += f" · **transfer: {'; '.join(run['transfer'])}**"
         link = f"[{run['run']}]({partition_path(CHECKPOINT, run['run'])})"
         indent = "  " * run["depth"]
         lines.append(f"{indent}- {link} · {run['status']} · {run['timesteps']:,} steps{branch} · {rate}")

@@ -24,6 +24,8 @@ from mission_gym.ppo import load_model
 from mission_gym.spaces import space_signature
 from mission_gym.runs.record import load_record
 from mission_gym.training import TrainSettings, _hyperparameters, plan_run, train
+from mission_gym_pipelines.events import config_snapshot_metadata
+from mission_gym_pipelines.lineage import lineage_json, lineage_markdown
 
 ENTITY = [*TINY, "--policy", "entity"]
 PARENT_STEP = 1024
@@ -98,7 +100,19 @@ def test_transfer_is_announced_before_training(parent, work):
                                  "--config-dir", "configs-3def", "--timesteps", "256", "--n-envs", "4", "--no-progress"])
     assert code == 0, err
     assert "Transfer:   defenders 2 → 3; weights transfer: entity policy" in out
-    assert record(only_new_run(work / "runs", before))["transfer"]["changes"] == ["defenders 2 → 3"]
+    child = only_new_run(work / "runs", before)
+    assert record(child)["transfer"]["changes"] == ["defenders 2 → 3"]
+
+    # Dagster marks the transfer: the config snapshot's metadata and the lineage view's edge and line.
+    child_record, parent_record = load_record(child), load_record(parent)
+    snapshot = config_snapshot_metadata(child_record, parent_record)
+    assert snapshot["branch_kind"] == "transfer: defenders 2 → 3; weights transfer: entity policy"
+    assert snapshot["counts_changed_vs_parent"] == "defenders: 2 -> 3"
+    assert config_snapshot_metadata(parent_record, None).get("branch_kind") is None
+    view = lineage_json(work / "runs", [parent_record, child_record])
+    assert {"parent": parent.name, "child": child.name, "step": 512, "transfer": ["defenders 2 → 3"]} in view["edges"]
+    [line] = [line for line in lineage_markdown(view).splitlines() if child.name in line]
+    assert "branched at step 512 · **transfer: defenders 2 → 3**" in line
 
 
 def test_a_changed_action_list_is_refused_with_no_folder_left(parent, work, tmp_path):
