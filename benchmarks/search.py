@@ -1,13 +1,14 @@
 """A branch search against the single run it branches from, for the same wall-clock, on 2 CPU cores.
 
     .venv/bin/python benchmarks/search.py [--parent RUN] [--minutes 15] [--population 4] [--rounds 3]
-                                          [--config-dir configs] [--runs-dir runs-bench]
+                                          [--config-dir configs | --harder] [--runs-dir runs-bench]
 
 Without --parent it first trains a 5-minute checkpoint of the scenario (as benchmarks/learning.py does). Then,
 from that checkpoint: (a) the single run continues for --minutes; (b) a search of --population members and
 --rounds rounds gets the same wall-clock, its round length set from the single run's measured timesteps/s.
 Both results are evaluated on the held-out seeds, paired, and compared by the sequential test. Prints the
-capture rates, the paired decision, and the episodes the search's sequential tests saved.
+capture rates, the paired decision, and the episodes the search's sequential tests saved. --harder plays
+scenario B of benchmarks/transfer.py (a third defender across the attackers' approach) instead of --config-dir.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning import WallClockBudget  # noqa: E402
+from transfer import scenario  # noqa: E402
 
 from mission_gym.comparison import compare_sequential  # noqa: E402
 from mission_gym.evaluation import evaluate_model  # noqa: E402
@@ -52,8 +54,11 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--config-dir", type=Path, default=REPO / "configs")
+    parser.add_argument("--harder", action="store_true", help="scenario B: a third defender on the approach")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs-bench")
     args = parser.parse_args()
+    if args.harder:
+        args.config_dir = scenario(args.runs_dir, "configs-B", defenders=1)
     parent = args.parent or timed_run(args.runs_dir, args.config_dir, 5.0, run_name="search-parent")[0]
     single, fps = timed_run(args.runs_dir, args.config_dir, args.minutes, parent_checkpoint=parent,
                             branch_name="single", notes="benchmark: the single run")
