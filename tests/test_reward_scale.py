@@ -10,7 +10,8 @@ from mission_gym.config import load_config
 from mission_gym.imitation import record_baseline
 from mission_gym.runs.record import load_record
 from mission_gym.train_settings import REWARD_SCALE
-from mission_gym.training import TrainSettings, _hyperparameters
+from mission_gym.scripts.train_ppo import describe_plan
+from mission_gym.training import TrainSettings, _hyperparameters, plan_run
 from mission_gym.vec_env import MissionVecEnv, ScaledRewards
 from test_training_support import REPO
 
@@ -57,3 +58,10 @@ def test_fresh_runs_take_the_default_and_old_parents_keep_unscaled_rewards(tmp_p
 def test_a_scale_that_is_not_positive_is_refused(scale):
     with pytest.raises(Exception, match="reward_scale"):
         _hyperparameters(TrainSettings(hyperparameters={"reward_scale": scale}), None)
+
+
+def test_the_plan_printed_before_training_says_which_scale_ppo_learns_from(tmp_path):
+    fresh = TrainSettings(runs_root=tmp_path / "runs", config_dir=REPO / "configs", run_name="fresh")
+    assert f"reward scale {REWARD_SCALE:g}" in describe_plan(plan_run(fresh)).splitlines()[-1]
+    given = fresh.model_copy(update={"hyperparameters": {"reward_scale": 1.0}})
+    assert describe_plan(plan_run(given)).splitlines()[-1].endswith("reward scale 1")

@@ -132,7 +132,7 @@ def describe_plan(plan: RunPlan, run_dir: Path | None = None) -> str:
         lines.append(f"Transfer:   {plan.compat.text()}")
     hp = plan.hyperparameters
     lines.append(f"PPO:        {hp.policy} policy, lr {hp.learning_rate:g}, n_steps {hp.n_steps}, batch {hp.batch_size}, epochs {hp.n_epochs}, "
-                 f"gamma {hp.gamma:g}, net {hp.net_arch}")
+                 f"gamma {hp.gamma:g}, net {hp.net_arch}, reward scale {hp.reward_scale:g}")
     return "\n".join(lines)
 
 
