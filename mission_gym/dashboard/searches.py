@@ -105,7 +105,9 @@ def _cached_search(path: Path, cache: RootCache) -> tuple[SearchRecord, dt.datet
     try:
         outcome = (SearchRecord.model_validate_json(path.read_bytes()), dt.datetime.fromtimestamp(key[1] / 1e9, dt.timezone.utc))
     except ValidationError as exc:
-        outcome = f"{SEARCH_RECORD_FILE} is not a valid search record: {describe_validation_error(exc)}"
+        first = exc.errors()[0]
+        outcome = (f"{SEARCH_RECORD_FILE} is not valid JSON: {first['msg']}" if first["type"] == "json_invalid"
+                   else f"{SEARCH_RECORD_FILE} is not a valid search record: {describe_validation_error(exc)}")
     except (OSError, ValueError, RecursionError) as exc:
         outcome = f"{SEARCH_RECORD_FILE} unreadable ({exc})"
     cache.searches[path] = (key, outcome)
