@@ -123,6 +123,7 @@ def test_the_winner_and_its_lineage_are_marked_and_the_savings_shown(searched) -
     assert 'href="searches/lr-search/summary.md">summary</a>' in panel
     newer = search_panel(page, "newer-search")  # still running: its leader so far, no summary yet
     assert '<span class="badge running">running</span>' in newer and "★ leading" in newer
+    assert "compare the leader&#x27;s lineage" in newer and "compare the winner&#x27;s lineage" in panel
     assert "awaiting the round's decision" in "".join(tree_of(newer).text.values()) and "summary</a>" not in newer
     assert page.index('data-search="newer-search"') < page.index('data-search="lr-search"')  # newest first
 

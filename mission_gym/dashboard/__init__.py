@@ -9,15 +9,17 @@ member-rounds with the decisions that shaped it.
 The package, data flowing one way: `data` reads run folders (no HTML; the file names it reads are its
 first constants), `changes` diffs a branch against its parent, `searches` reads each search's record and
 builds its tree, `charts`/`forest` draw SVG, `payload` writes the run data the page's script (`app.js`,
-with uPlot from `assets`) draws from, `table`, `search_view` and `page` build the HTML. Every string read from a run folder goes through `fmt.esc` (in HTML and SVG) or JSON with
-`<` escaped; the Content-Security-Policy allows only the inline scripts, by hash, and no request.
+with uPlot from `assets`) draws from, `table`, `search_view` and `page` build the HTML. Every string read
+from a run or search folder goes through `fmt.esc` (in HTML and SVG) or JSON with `<` escaped; the
+Content-Security-Policy allows only the inline scripts, by hash, and no request.
 
 Cost of one call (training calls it every few thousand steps): one listing of the runs root and, per run,
-a stat of run.json and metrics.jsonl and a listing of evaluations/; per search a stat of search.json. A file is opened only when its (size,
-mtime_ns, inode) changed since the previous call in this process, and each run's row, data and changes are
-rebuilt only when what they show changed (RootCache.memo). Curves are bucket-averaged to at most
-MAX_CURVE_POINTS points for the sparkline and payload.MAX_EMBEDDED_POINTS for the compare chart. Measured
-with benchmarks/dashboard_scale.py: see README.
+a stat of run.json and metrics.jsonl and a listing of evaluations/; per search a stat of search.json. A
+file is opened only when its (size, mtime_ns, inode) changed since the previous call in this process, and
+each run's row, data and changes are rebuilt only when what they show changed (RootCache.memo); the
+searches, a few dozen nodes each, are drawn afresh. Curves are bucket-averaged to at most MAX_CURVE_POINTS
+points for the sparkline and payload.MAX_EMBEDDED_POINTS for the compare chart. Measured with
+benchmarks/dashboard_scale.py: see README.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def generate_unified_dashboard(
         searches, search_problems = _searches(root, cache, by_name, changes, rows, lineage_filter is None)
         # Rendering fills the curves' SVG cache, so it stays under the lock too.
         shown_problems = problems if lineage_filter is None else []
-        page = render_page(View(title, rows, shown_problems, utc_now(), changes, links, cache, searches, search_problems))
+        view = View(title, rows, shown_problems, utc_now(), changes, links, cache, searches, search_problems)
+        page = render_page(view)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, page)
     if lineage_filter is not None and output is None:

@@ -57,7 +57,8 @@ def render_page(view: View) -> str:
         body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes, view.cache)]
         if view.searches or view.search_problems:
             by_name = {row.record.run_name: row for row in rows}
-            body += ["<h2>Searches</h2>", searches_section(view.searches, view.search_problems, by_name, now, view.links)]
+            section = searches_section(view.searches, view.search_problems, by_name, now, view.links)
+            body += ["<h2>Searches</h2>", section]
         body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links, view.cache)]
         body.append('<nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span>'
                     '<button id="next">next ›</button></nav>')  # fmt: skip

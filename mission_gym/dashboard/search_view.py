@@ -52,8 +52,9 @@ def _search(index: int, tree: SearchTree, rows: Mapping[str, Row], now: dt.datet
     opened = " open" if index < _OPEN_SEARCHES else ""
     buttons = [f'<button class="pick-search" data-search="{index}" value="runs">compare this search</button>']
     if tree.lineage:
+        leader = "winner" if record.status == "finished" else "leader"
         buttons.append(f'<button class="pick-search" data-search="{index}" value="lineage">'
-                       "compare the winner's lineage</button>")  # fmt: skip
+                       f"compare the {leader}&#x27;s lineage</button>")  # fmt: skip
     if os.path.isfile(os.path.join(links.runs_root, SEARCHES_DIR, tree.source.folder, SEARCH_SUMMARY_FILE)):
         buttons.append(f'<a href="{links.to(SEARCHES_DIR, tree.source.folder, SEARCH_SUMMARY_FILE)}">summary</a>')
     return (

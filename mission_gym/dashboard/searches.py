@@ -103,7 +103,8 @@ def _cached_search(path: Path, cache: RootCache) -> tuple[SearchRecord, dt.datet
         return cached[1]
     outcome: tuple[SearchRecord, dt.datetime] | str
     try:
-        outcome = (SearchRecord.model_validate_json(path.read_bytes()), dt.datetime.fromtimestamp(key[1] / 1e9, dt.timezone.utc))
+        written = dt.datetime.fromtimestamp(key[1] / 1e9, dt.timezone.utc)
+        outcome = (SearchRecord.model_validate_json(path.read_bytes()), written)
     except ValidationError as exc:
         first = exc.errors()[0]
         outcome = (f"{SEARCH_RECORD_FILE} is not valid JSON: {first['msg']}" if first["type"] == "json_invalid"
@@ -124,7 +125,9 @@ def _created(search: SearchFile) -> dt.datetime:
     return created if created.tzinfo is not None else search.updated
 
 
-def search_tree(search: SearchFile, records: Mapping[str, RunRecord], changes: Mapping[str, list[Change]]) -> SearchTree:
+def search_tree(
+    search: SearchFile, records: Mapping[str, RunRecord], changes: Mapping[str, list[Change]]
+) -> SearchTree:
     """The search as a tree. `records`: the runs root's run records (a member's folder may have been pruned);
     `changes`: what each run changed against its parent run (from its folder), used when both folders exist."""
     record = search.record
