@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.checkpoints import checkpoint_step, latest_checkpoint
-from mission_gym.runs.layout import SEARCH_RECORD_FILE, SEARCHES_DIR
+from mission_gym.runs.layout import SEARCH_RECORD_FILE, SEARCH_SUMMARY_FILE, SEARCHES_DIR
 from mission_gym.runs.naming import timestamp, validate_name
 from mission_gym.runs.record import atomic_write_json, atomic_write_text, load_record, utc_now
 from mission_gym.search_space import SearchSpace, load_search_space
@@ -124,7 +124,7 @@ def run_search(settings: SearchSettings, train: Train | None = None, play: Play 
     record.status = "finished"
     record.winner_lineage = _lineage(settings.runs_root, record.winner, settings.parent)
     _save(folder, record)
-    atomic_write_text(folder / "summary.md", summary_markdown(record))
+    atomic_write_text(folder / SEARCH_SUMMARY_FILE, summary_markdown(record))
     return record
 
 

@@ -3,20 +3,23 @@
 Open it from disk (file://); it reloads itself every REFRESH_S seconds and training rewrites it, so it
 follows a live run. It compares runs on one chart (any metrics.jsonl column, a branch drawn over its
 parent's history), shows what each branch changed against its parent, each run's latest evaluation with
-its interval and paired results, links, and the lineage forest.
+its interval and paired results, links, the lineage forest, and each branch search as a tree of its
+member-rounds with the decisions that shaped it.
 
 The package, data flowing one way: `data` reads run folders (no HTML; the file names it reads are its
-first constants), `changes` diffs a branch against its parent, `charts`/`forest` draw SVG, `payload`
-writes the run data the page's script (`app.js`, with uPlot from `assets`) draws from, `table` and `page`
-build the HTML. Every string read from a run folder goes through `fmt.esc` (in HTML and SVG) or JSON with
-`<` escaped; the Content-Security-Policy allows only the inline scripts, by hash, and no request.
+first constants), `changes` diffs a branch against its parent, `searches` reads each search's record and
+builds its tree, `charts`/`forest` draw SVG, `payload` writes the run data the page's script (`app.js`,
+with uPlot from `assets`) draws from, `table`, `search_view` and `page` build the HTML. Every string read
+from a run or search folder goes through `fmt.esc` (in HTML and SVG) or JSON with `<` escaped; the
+Content-Security-Policy allows only the inline scripts, by hash, and no request.
 
 Cost of one call (training calls it every few thousand steps): one listing of the runs root and, per run,
-a stat of run.json and metrics.jsonl and a listing of evaluations/. A file is opened only when its (size,
-mtime_ns, inode) changed since the previous call in this process, and each run's row, data and changes are
-rebuilt only when what they show changed (RootCache.memo). Curves are bucket-averaged to at most
-MAX_CURVE_POINTS points for the sparkline and payload.MAX_EMBEDDED_POINTS for the compare chart. Measured
-with benchmarks/dashboard_scale.py: see README.
+a stat of run.json and metrics.jsonl and a listing of evaluations/; per search a stat of search.json. A
+file is opened only when its (size, mtime_ns, inode) changed since the previous call in this process, and
+each run's row, data and changes are rebuilt only when what they show changed (RootCache.memo); the
+searches, a few dozen nodes each, are drawn afresh. Curves are bucket-averaged to at most MAX_CURVE_POINTS
+points for the sparkline and payload.MAX_EMBEDDED_POINTS for the compare chart. Measured with
+benchmarks/dashboard_scale.py: see README.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mission_gym.dashboard.changes import Change, run_changes
 from mission_gym.dashboard.charts import MAX_CURVE_POINTS
 from mission_gym.dashboard.data import ACTIVE, LOCK, RootCache, Row, root_cache, rows_in_order, scan, select
 from mission_gym.dashboard.page import REFRESH_S, View, render_page
+from mission_gym.dashboard.searches import SearchTree, read_searches, search_tree
 from mission_gym.dashboard.table import Links
 from mission_gym.errors import MissionGymError
 from mission_gym.runs.layout import DASHBOARD_FILE, dashboard_file
@@ -65,10 +69,13 @@ def generate_unified_dashboard(
         selected, title = select(records, problems, lineage_filter, root)
         rows = rows_in_order(root, selected, cache, active_run(records))
         cache.prune(root, frozenset([r.run_name for r in records] + [name for name, _ in problems]))
-        changes = _changes(root, rows, {r.run_name: r for r in records}, cache)
+        by_name = {r.run_name: r for r in records}
+        changes = _changes(root, rows, by_name, cache)
+        searches, search_problems = _searches(root, cache, by_name, changes, rows, lineage_filter is None)
         # Rendering fills the curves' SVG cache, so it stays under the lock too.
         shown_problems = problems if lineage_filter is None else []
-        page = render_page(View(title, rows, shown_problems, utc_now(), changes, links, cache))
+        view = View(title, rows, shown_problems, utc_now(), changes, links, cache, searches, search_problems)
+        page = render_page(view)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, page)
     if lineage_filter is not None and output is None:
@@ -87,6 +94,18 @@ def _changes(root: Path, rows: list[Row], records: dict[str, RunRecord], cache: 
                 "changes", row.record.run_name, (row.record, parent), lambda: run_changes(root, row.record, parent, cache)
             )
     return changes
+
+
+def _searches(root: Path, cache: RootCache, records: dict[str, RunRecord], changes: dict[str, list[Change]],
+              rows: list[Row], every_run: bool) -> tuple[list[SearchTree], list[tuple[str, str]]]:  # fmt: skip
+    """The searches to show, newest first, and search folders without a valid record. A lineage page shows
+    the searches that started inside its lineage, and no broken folders (as for runs)."""
+    found, problems = read_searches(root, cache)
+    trees = [search_tree(search, records, changes) for search in found]
+    if every_run:
+        return trees, problems
+    shown = {row.record.run_name for row in rows}
+    return [tree for tree in trees if tree.root in shown], []
 
 
 def _dagster_url(given: str | None) -> str | None:

@@ -1,4 +1,5 @@
-// The dashboard's behaviour: compare chart (uPlot), hyperparameter table, run filters and pages, and a
+// The dashboard's behaviour: compare chart (uPlot) and the buttons that pick a lineage or a search for it,
+// hyperparameter table, run filters and pages, and a
 // reload every few seconds that keeps the user's selection, zoom, filters and scroll (sessionStorage,
 // which Chromium keeps per tab also for file:// pages). Strings from run folders only ever reach the page
 // through textContent, never as HTML.
@@ -10,7 +11,7 @@
   var PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d",
     "#9333ea", "#ea580c"];
   var state = {selected: null, metric: null, x: "timestep", smooth: 0, history: true, zoom: null, scroll: 0,
-    text: "", status: "", lineage: "", page: 0, trees: {}, live: true};
+    text: "", status: "", lineage: "", page: 0, trees: {}, searches: {}, live: true};
   try { Object.assign(state, JSON.parse(sessionStorage.getItem(KEY)) || {}); } catch (e) { /* fresh state */ }
 
   function save() {
@@ -61,6 +62,14 @@
     button.addEventListener("click", function () {
       setSelected(data.runs.filter(function (r) { return r.lineage === button.value; })
         .map(function (r) { return r.name; }));
+    });
+  });
+  // A search's buttons pick its runs or its winner's lineage (the page data lists both, by search index).
+  document.querySelectorAll("button.pick-search").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var search = data.searches[Number(button.getAttribute("data-search"))];
+      setSelected(search[button.value].filter(function (n) { return runs.has(n); }));
+      $("chart").scrollIntoView({block: "center"});
     });
   });
   $("clear").addEventListener("click", function () { setSelected([]); });
@@ -300,12 +309,16 @@
   $("prev").addEventListener("click", function () { state.page -= 1; save(); filter(); });
   $("next").addEventListener("click", function () { state.page += 1; save(); filter(); });
 
-  // --- lineage trees keep their folded state --------------------------------------------------------
-  document.querySelectorAll("details.tree-panel").forEach(function (panel) {
-    var root = panel.getAttribute("data-lineage");
-    if (root in state.trees) { panel.open = state.trees[root]; }
-    panel.addEventListener("toggle", function () { state.trees[root] = panel.open; save(); });
-  });
+  // --- lineage trees and searches keep their folded state -------------------------------------------
+  [["details.tree-panel", "data-lineage", "trees"], ["details.search-panel", "data-search", "searches"]]
+    .forEach(function (kind) {
+      var folded = state[kind[2]];
+      document.querySelectorAll(kind[0]).forEach(function (panel) {
+        var key = panel.getAttribute(kind[1]);
+        if (Object.prototype.hasOwnProperty.call(folded, key)) { panel.open = folded[key]; }
+        panel.addEventListener("toggle", function () { folded[key] = panel.open; save(); });
+      });
+    });
 
   var scrollTimer = null;
   window.addEventListener("scroll", function () {

@@ -24,7 +24,7 @@ _UNIT_COUNTS = ("attackers", "defenders")
 
 def run_changes(root: Path, child: RunRecord, parent: RunRecord, cache: RootCache) -> list[Change]:
     """Every difference of `child` against `parent`: hyperparameters, then config keys, then unit counts."""
-    changes = _dict_changes(parent.hyperparameters, child.hyperparameters, "")
+    changes = hyperparameter_changes(parent.hyperparameters, child.hyperparameters)
     for name in sorted(set(parent.config.files) | set(child.config.files)):
         if name not in parent.config.files or name not in child.config.files:
             changes.append((name, _presence(parent, name), _presence(child, name)))
@@ -37,6 +37,11 @@ def run_changes(root: Path, child: RunRecord, parent: RunRecord, cache: RootCach
         if before != after:
             changes.append((unit, _show(before), _show(after)))
     return changes
+
+
+def hyperparameter_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """The keys whose values differ, by name (a search member whose run folder was pruned has only these)."""
+    return _dict_changes(before, after, "")
 
 
 def _presence(record: RunRecord, file_name: str) -> str:

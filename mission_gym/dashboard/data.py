@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,9 @@ TIME_KEY = "time"  # the metrics column holding the wall-clock time of a row
 
 ACTIVE = "active"  # the lineage_filter meaning "the most recently active run's lineage" (wins over a run so named)
 _MAX_CACHED_ROOTS = 8  # a process renders one or two runs roots; the cap only bounds memory in long test runs
+
+if TYPE_CHECKING:
+    from mission_gym.search import SearchRecord
 
 T = TypeVar("T")
 
@@ -133,6 +136,8 @@ class RootCache:
     curves: dict[Path, Curve] = field(default_factory=dict)
     evaluations: dict[Path, tuple[FileKey, Evaluation]] = field(default_factory=dict)
     configs: dict[Path, tuple[FileKey, dict[str, Any]]] = field(default_factory=dict)  # flattened YAML
+    # search.json files (dashboard.searches): the record and when it was written, or why it is not shown
+    searches: dict[Path, tuple[FileKey, tuple[SearchRecord, dt.datetime] | str]] = field(default_factory=dict)
     fragments: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     pruned_for: frozenset[str] = frozenset()  # the run folders of the last prune
 

@@ -94,12 +94,18 @@ def _capture(evaluation: Evaluation | None, x: int, base: float) -> str:
     if evaluation is None or evaluation.capture_rate is None:
         return f'<text x="{x + 8}" y="{base}" font-size="10" fill="#6b7280">not evaluated</text>'
     lo, hi = evaluation.ci
-    ci = f" [{fmt_pct(lo)}–{fmt_pct(hi)}]" if lo is not None and hi is not None else ""
     return (
         f'<text class="node-capture" x="{x + 8}" y="{base}" font-size="10" fill="#111827">'
-        f"capture {fmt_pct(evaluation.capture_rate)}{esc(ci)}</text>"
+        f"{esc(capture_text(evaluation))}</text>"
         + interval_svg(evaluation.capture_rate, lo, hi, x + _BAR_X, base - 7, _BAR_W)
     )
+
+
+def capture_text(evaluation: Evaluation) -> str:
+    """`capture 42.0% [35.0–49.0%]`, the interval when the report has one."""
+    lo, hi = evaluation.ci
+    ci = f" [{fmt_pct(lo)}–{fmt_pct(hi)}]" if lo is not None and hi is not None else ""
+    return f"capture {fmt_pct(evaluation.capture_rate)}{ci}"
 
 
 def interval_svg(value: float, lo: float | None, hi: float | None, x: float, y: float, width: float) -> str:

@@ -1,7 +1,8 @@
 """The page: one self-contained, offline HTML document (runs/dashboard.html) that works from file://.
 
 Built from the rows `data` read: a compare chart (uPlot, drawn by app.js from the run data embedded as
-JSON), the lineage forest (one collapsible picture per tree), the run table and folders without a record.
+JSON), the lineage forest (one collapsible picture per tree), the branch searches (one collapsible tree
+each), the run table and folders without a record.
 The Content-Security-Policy allows only the inline scripts by hash, no request of any kind (`connect-src
 'none'`), and images only as data: URLs, as a second line of defence behind `esc`.
 """
@@ -18,6 +19,8 @@ from mission_gym.dashboard.data import RootCache, Row
 from mission_gym.dashboard.fmt import esc, fmt_steps, fmt_time, status_label
 from mission_gym.dashboard.forest import forest_svg
 from mission_gym.dashboard.payload import page_data
+from mission_gym.dashboard.search_view import searches_section
+from mission_gym.dashboard.searches import SearchTree
 from mission_gym.dashboard.table import Links, table
 
 REFRESH_S = 5
@@ -35,6 +38,8 @@ class View:
     changes: Mapping[str, list[Change]]
     links: Links
     cache: RootCache
+    searches: Sequence[SearchTree] = ()
+    search_problems: Sequence[tuple[str, str]] = ()
 
 
 def render_page(view: View) -> str:
@@ -50,10 +55,15 @@ def render_page(view: View) -> str:
     if rows:
         lineage_of = tree_roots(rows)
         body += [_COMPARE, "<h2>Lineage</h2>", _forest(rows, now, view.changes, view.cache)]
+        if view.searches or view.search_problems:
+            by_name = {row.record.run_name: row for row in rows}
+            section = searches_section(view.searches, view.search_problems, by_name, now, view.links)
+            body += ["<h2>Searches</h2>", section]
         body += ["<h2>Runs</h2>", _filters(lineage_of), table(rows, now, view.changes, lineage_of, view.links, view.cache)]
         body.append('<nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span>'
                     '<button id="next">next ›</button></nav>')  # fmt: skip
-        data = f'<script type="application/json" id="mg-data">{page_data(rows, view.changes, lineage_of, view.cache)}</script>'
+        embedded = page_data(rows, view.changes, lineage_of, view.cache, view.searches)
+        data = f'<script type="application/json" id="mg-data">{embedded}</script>'
     else:
         body.append('<p class="muted">No runs to show yet.</p>')
         data = ""

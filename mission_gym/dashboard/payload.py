@@ -2,7 +2,8 @@
 
 Per run: lineage (parent, branch step), status, checkpoint and evaluation steps, hyperparameters, and its
 metrics curve (every numeric column of metrics.jsonl, bucket-averaged to at most MAX_EMBEDDED_POINTS
-points) when it has one. Every `<` is written as \\u003c, so no string (a note, a metrics key) can close
+points) when it has one. Per branch search (in the page's order): its runs and its winner's lineage, which
+its "compare" buttons pick. Every `<` is written as \\u003c, so no string (a note, a metrics key) can close
 the block.
 """
 
@@ -17,13 +18,18 @@ import numpy as np
 from mission_gym.dashboard.changes import Change
 from mission_gym.dashboard.charts import downsample
 from mission_gym.dashboard.data import TIME_KEY, Curve, RootCache, Row
+from mission_gym.dashboard.searches import SearchTree
 
 MAX_EMBEDDED_POINTS = 150
 _X_KEYS = ("timestep", TIME_KEY)  # exact (10 digits): steps and Unix seconds; metrics keep 5 significant digits
 
 
 def page_data(
-    rows: Sequence[Row], changes: Mapping[str, list[Change]], lineage_of: Mapping[str, str], cache: RootCache
+    rows: Sequence[Row],
+    changes: Mapping[str, list[Change]],
+    lineage_of: Mapping[str, str],
+    cache: RootCache,
+    searches: Sequence[SearchTree] = (),
 ) -> str:
     """The JSON text of the page's data block, safe inside <script> (see module docstring); each run's part
     is reused while its record, evaluations, changes and curve are unchanged."""
@@ -36,7 +42,9 @@ def page_data(
             curve_json, keys = cache.memo("curve", name, (row.curve, row.curve.key), lambda: _curve_json(row.curve))
             curves.append(f"{json.dumps(name)}:{curve_json}")
             metrics.update(keys)
-    text = f'{{"runs":[{",".join(runs)}],"metrics":{_dumps(sorted(metrics))},"curves":{{{",".join(curves)}}}}}'
+    picks = _dumps([{"name": t.record.name, "runs": t.runs, "lineage": list(t.lineage)} for t in searches])
+    text = (f'{{"runs":[{",".join(runs)}],"metrics":{_dumps(sorted(metrics))},"curves":{{{",".join(curves)}}},'
+            f'"searches":{picks}}}')  # fmt: skip
     return text.replace("<", "\\u003c")
 
 

@@ -37,6 +37,7 @@ LEGACY_LINEAGE_FILE = "lineage.json"
 # A branch search keeps its record and summary in runs/searches/<name>/ (written by mission_gym.search).
 SEARCHES_DIR = "searches"
 SEARCH_RECORD_FILE = "search.json"
+SEARCH_SUMMARY_FILE = "summary.md"
 
 CHECKPOINT_PATTERN = re.compile(r"^ppo_mission_(\d+)_steps\.zip$")
 CHECKPOINT_NAME_HELP = "ppo_mission_<N>_steps.zip"  # how error messages spell the pattern

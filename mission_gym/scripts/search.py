@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mission_gym.errors import MissionGymError
+from mission_gym.runs.layout import SEARCH_SUMMARY_FILE
 from mission_gym.scripts.cli_support import CommandParser, run_cli
 from mission_gym.search import SearchSettings, run_search, search_dir
 
@@ -42,7 +43,7 @@ def _search(args: argparse.Namespace) -> int:
     record = run_search(settings)
     folder = search_dir(settings.runs_root, record.name)
     print(f"Search {record.name} finished; winner {record.winner}")
-    print(f"Summary: {folder / 'summary.md'}")
+    print(f"Summary: {folder / SEARCH_SUMMARY_FILE}")
     return 0
 
 
