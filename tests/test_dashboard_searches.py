@@ -244,6 +244,7 @@ def test_search_tree_in_the_browser_picks_runs_for_the_chart(searched, tmp_path:
     url = generate_unified_dashboard(runs).resolve().as_uri()
     page = watched_page.page
     page.goto(url, wait_until="load")
+    page.locator("#live").uncheck()  # a reload mid-test (every 5 s) would detach what the test holds
     panel = page.locator('details.search-panel[data-search="lr-search"]')
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(SCREENSHOT))  # for a human look at the layout
