@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import threading
 from array import array
 from collections.abc import Callable
@@ -199,7 +200,7 @@ def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str,
 
 def _foreign(folder: Path) -> bool:
     try:
-        return is_foreign(list(folder.iterdir()))
+        return is_foreign(os.listdir(folder))
     except OSError:  # vanished meanwhile: reported as the problem it had
         return False
 
@@ -216,7 +217,7 @@ def _cached_record(run_dir: Path, cache: RootCache, index: RecordIndex) -> RunRe
     try:
         # The shared index only for runs this process never read: a live run's heartbeat must not make
         # every refresh unpickle (and rewrite) the whole index.
-        outcome: RunRecord | str = index.record(run_dir) if cached is None else load_record(run_dir)
+        outcome: RunRecord | str = index.record(run_dir, key) if cached is None else load_record(run_dir)
     except MissionGymError as exc:
         outcome = str(exc)
     cache.records[path] = (key, outcome)
