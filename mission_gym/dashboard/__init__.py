@@ -30,6 +30,7 @@ from mission_gym.dashboard.data import ACTIVE, LOCK, RootCache, Row, root_cache,
 from mission_gym.dashboard.page import REFRESH_S, View, render_page
 from mission_gym.dashboard.table import Links
 from mission_gym.errors import MissionGymError
+from mission_gym.runs.index import gc_paused
 from mission_gym.runs.layout import DASHBOARD_FILE, dashboard_file
 from mission_gym.runs.lineage import active_run
 from mission_gym.runs.record import RunRecord, atomic_write_text, utc_now
@@ -59,7 +60,7 @@ def generate_unified_dashboard(
     root = Path(runs_root)
     target = Path(output) if output is not None else dashboard_file(root, lineage_filter)
     links = Links(target.parent, root, _dagster_url(dagster_url))
-    with LOCK:
+    with LOCK, gc_paused():  # builds ~100 objects per run that outlive the call (caches) or die by refcount
         cache = root_cache(root)
         records, problems = scan(root, cache)
         selected, title = select(records, problems, lineage_filter, root)
