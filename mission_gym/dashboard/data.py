@@ -301,11 +301,11 @@ def _evaluations(run_dir: Path, cache: RootCache) -> tuple[Evaluation | None, tu
     steps of all its reports (from their names; final_model's is not in its name, so not marked)."""
     reports = report_paths(run_dir)
     steps = tuple(sorted(rank for rank, _ in map(report_rank, reports) if 0 <= rank < 2**63))
-    return _latest_evaluation(run_dir, cache), steps
+    return _latest_evaluation(run_dir, reports, cache), steps
 
 
-def _latest_evaluation(run_dir: Path, cache: RootCache) -> Evaluation | None:
-    newest = latest_report_path(run_dir)
+def _latest_evaluation(run_dir: Path, reports: list[Path], cache: RootCache) -> Evaluation | None:
+    newest = latest_report_path(run_dir, reports)
     if newest is None:
         return None
     key = file_key(newest)
