@@ -40,9 +40,11 @@ _reenable = False  # whether the collector was on when the first of them came in
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Hold off the cyclic garbage collector while building many objects at once (unpickling 10,000
-    records, building the dashboard): each collection of a young generation scans every container made
-    since, so bulk building triggers many that find nothing. Nestable and thread-safe; the collector is
-    switched back on when the last caller leaves, if it was on when the first came in."""
+    records, listing them, building the dashboard): each collection scans every container made since
+    the last one, and as they age, older generations scan them again, so bulk building triggers several
+    full passes that find nothing (records hold no reference cycles). Afterwards one collection of the
+    young generation runs at the next allocation. Nestable and thread-safe; the collector is switched
+    back on when the last caller leaves, if it was on when the first came in."""
     global _pauses, _reenable
     with _PAUSE_LOCK:
         if _pauses == 0:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mission_gym.errors import MissionGymError, RunNameError
-from mission_gym.runs.index import FileKey, RecordIndex, file_key, stat_key
+from mission_gym.runs.index import FileKey, RecordIndex, file_key, gc_paused, stat_key
 from mission_gym.runs.layout import RUN_MARKERS, RUN_RECORD_FILE
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import CLOCK_SKEW_S, LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
@@ -122,11 +122,12 @@ def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
     if not entries:
         return []
     index, folders = RecordIndex(runs_root), []
-    for entry in entries:
-        try:
-            folders.append(read_run_folder(entry, index))
-        except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
-            continue
+    with gc_paused():  # records by the ten thousand: see gc_paused
+        for entry in entries:
+            try:
+                folders.append(read_run_folder(entry, index))
+            except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
+                continue
     index.save({entry.name for entry in entries})
     return folders
 
@@ -139,13 +140,14 @@ def list_runs(runs_root: str | os.PathLike[str]) -> list[RunRecord]:
     if not entries:
         return []
     index, records = RecordIndex(runs_root), []
-    for entry in entries:
-        if entry.is_symlink():  # never followed: no record
-            continue
-        try:
-            records.append(index.record(Path(entry.path), file_key(os.path.join(entry.path, RUN_RECORD_FILE))))
-        except MissionGymError:  # run.json missing or invalid, or the folder deleted meanwhile
-            continue
+    with gc_paused():  # records by the ten thousand: see gc_paused
+        for entry in entries:
+            if entry.is_symlink():  # never followed: no record
+                continue
+            try:
+                records.append(index.record(Path(entry.path), file_key(os.path.join(entry.path, RUN_RECORD_FILE))))
+            except MissionGymError:  # run.json missing or invalid, or the folder deleted meanwhile
+                continue
     index.save({entry.name for entry in entries})
     return records
 
