@@ -60,7 +60,7 @@ def generate_unified_dashboard(
     root = Path(runs_root)
     target = Path(output) if output is not None else dashboard_file(root, lineage_filter)
     links = Links(target.parent, root, _dagster_url(dagster_url))
-    with LOCK, gc_paused():  # builds ~100 objects per run that outlive the call (caches) or die by refcount
+    with LOCK, gc_paused():  # tens of objects per run, kept in the caches or freed by refcount: see gc_paused
         cache = root_cache(root)
         records, problems = scan(root, cache)
         selected, title = select(records, problems, lineage_filter, root)
