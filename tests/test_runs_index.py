@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 
@@ -127,3 +128,42 @@ def test_an_index_rewritten_by_another_process_is_read_again(runs, parses):
     parses.clear()
     by_name = {r.run_name: r for r in list_runs(runs)}
     assert sorted(parses) == ["alpha", "beta"] and by_name["alpha"].status == "failed"
+
+
+@pytest.mark.parametrize("listing", [list_runs, scan_runs])
+def test_a_symlinked_run_json_is_keyed_by_the_file_it_leads_to(runs, tmp_path, listing):
+    real = tmp_path / "elsewhere.json"
+    os.replace(runs / "alpha" / "run.json", real)
+    (runs / "alpha" / "run.json").symlink_to(real)
+
+    def alpha():
+        found = [getattr(item, "record", item) for item in listing(runs)]  # scan_runs gives RunFolders
+        return next(record for record in found if record.run_name == "alpha")
+
+    record = alpha()  # indexed under the key it has now
+    real.write_text(record.model_copy(update={"status": "failed"}).model_dump_json())  # the link is unchanged
+    assert alpha().status == "failed"
+
+
+def test_gc_paused_nests_and_restores_the_collector():
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        with index_module.gc_paused():
+            with index_module.gc_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled(), "the outer pause still holds"
+        assert gc.isenabled()
+        gc.disable()
+        with pytest.raises(RuntimeError), index_module.gc_paused():
+            raise RuntimeError
+        assert not gc.isenabled(), "a collector switched off by the caller stays off"
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+
+
+def test_listing_never_follows_a_symlinked_run_folder_even_with_a_matching_record(runs, tmp_path):
+    make_run(tmp_path / "outside", "twin")
+    (runs / "twin").symlink_to(tmp_path / "outside" / "twin", target_is_directory=True)
+    assert sorted(r.run_name for r in list_runs(runs)) == ["alpha", "beta", "gamma"]
+    assert {f.name: f.record for f in scan_runs(runs)}["twin"] is None

@@ -34,6 +34,7 @@ from mission_gym.dashboard.page import REFRESH_S, View, render_page
 from mission_gym.dashboard.searches import SearchTree, read_searches, search_tree
 from mission_gym.dashboard.table import Links
 from mission_gym.errors import MissionGymError
+from mission_gym.runs.index import gc_paused
 from mission_gym.runs.layout import DASHBOARD_FILE, dashboard_file
 from mission_gym.runs.lineage import active_run
 from mission_gym.runs.record import RunRecord, atomic_write_text, utc_now
@@ -63,7 +64,7 @@ def generate_unified_dashboard(
     root = Path(runs_root)
     target = Path(output) if output is not None else dashboard_file(root, lineage_filter)
     links = Links(target.parent, root, _dagster_url(dagster_url))
-    with LOCK:
+    with LOCK, gc_paused():  # tens of objects per run, kept in the caches or freed by refcount: see gc_paused
         cache = root_cache(root)
         records, problems = scan(root, cache)
         selected, title = select(records, problems, lineage_filter, root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import threading
 from array import array
 from collections.abc import Callable
@@ -204,7 +205,7 @@ def scan(root: Path, cache: RootCache) -> tuple[list[RunRecord], list[tuple[str,
 
 def _foreign(folder: Path) -> bool:
     try:
-        return is_foreign(list(folder.iterdir()))
+        return is_foreign(os.listdir(folder))
     except OSError:  # vanished meanwhile: reported as the problem it had
         return False
 
@@ -221,7 +222,7 @@ def _cached_record(run_dir: Path, cache: RootCache, index: RecordIndex) -> RunRe
     try:
         # The shared index only for runs this process never read: a live run's heartbeat must not make
         # every refresh unpickle (and rewrite) the whole index.
-        outcome: RunRecord | str = index.record(run_dir) if cached is None else load_record(run_dir)
+        outcome: RunRecord | str = index.record(run_dir, key) if cached is None else load_record(run_dir)
     except MissionGymError as exc:
         outcome = str(exc)
     cache.records[path] = (key, outcome)
@@ -305,11 +306,11 @@ def _evaluations(run_dir: Path, cache: RootCache) -> tuple[Evaluation | None, tu
     steps of all its reports (from their names; final_model's is not in its name, so not marked)."""
     reports = report_paths(run_dir)
     steps = tuple(sorted(rank for rank, _ in map(report_rank, reports) if 0 <= rank < 2**63))
-    return _latest_evaluation(run_dir, cache), steps
+    return _latest_evaluation(run_dir, reports, cache), steps
 
 
-def _latest_evaluation(run_dir: Path, cache: RootCache) -> Evaluation | None:
-    newest = latest_report_path(run_dir)
+def _latest_evaluation(run_dir: Path, reports: list[Path], cache: RootCache) -> Evaluation | None:
+    newest = latest_report_path(run_dir, reports)
     if newest is None:
         return None
     key = file_key(newest)

@@ -9,8 +9,12 @@ the listing cost); the runs folder is already trusted that far, as its checkpoin
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mission_gym.runs.layout import RunPaths
@@ -28,6 +32,34 @@ _LAST: dict[Path, tuple[FileKey, Entries]] = {}
 _MAX_REMEMBERED = 4  # a process lists one or two runs roots; the cap only bounds memory in long test runs
 
 
+_PAUSE_LOCK = threading.Lock()
+_pauses = 0  # callers inside gc_paused now, across threads
+_reenable = False  # whether the collector was on when the first of them came in
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while building many objects at once (unpickling 10,000
+    records, listing them, building the dashboard): each collection scans every container made since
+    the last one, and as they age, older generations scan them again, so bulk building triggers several
+    full passes that find nothing (records hold no reference cycles). Afterwards one collection of the
+    young generation runs at the next allocation. Nestable and thread-safe; the collector is switched
+    back on when the last caller leaves, if it was on when the first came in."""
+    global _pauses, _reenable
+    with _PAUSE_LOCK:
+        if _pauses == 0:
+            _reenable = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _pauses -= 1
+            if _pauses == 0 and _reenable:
+                gc.enable()
+
+
 def _remember(path: Path, key: FileKey | None, entries: Entries) -> None:
     _LAST.pop(path, None)
     if key is not None:
@@ -36,12 +68,16 @@ def _remember(path: Path, key: FileKey | None, entries: Entries) -> None:
         del _LAST[next(iter(_LAST))]
 
 
-def file_key(path: Path) -> FileKey | None:
+def file_key(path: str | os.PathLike[str]) -> FileKey | None:
     """What changes whenever run.json is replaced or rewritten; None when it cannot be stat'ed."""
     try:
-        st = path.stat()
+        return stat_key(os.stat(path))
     except OSError:
         return None
+
+
+def stat_key(st: os.stat_result) -> FileKey:
+    """The FileKey of a file already stat'ed."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
@@ -66,7 +102,7 @@ class RecordIndex:
         if key is not None and last is not None and last[0] == key:
             return dict(last[1])
         try:
-            with self.path.open("rb") as f:
+            with self.path.open("rb") as f, gc_paused():
                 data = pickle.load(f)
         except Exception:  # noqa: BLE001 - unpickling garbage can raise almost anything; rebuilt from the runs
             return {}
@@ -75,11 +111,12 @@ class RecordIndex:
         _remember(self.path, key, data["runs"])
         return data["runs"]
 
-    def record(self, run_dir: Path) -> RunRecord:
-        """The record of `run_dir`, from the index if its run.json is unchanged; raises as `load_record`."""
+    def record(self, run_dir: Path, key: FileKey | None) -> RunRecord:
+        """The record of `run_dir`, from the index if its run.json is unchanged; raises as `load_record`.
+
+        `key` is `file_key` of its run.json, taken by the caller before this call (with the listing's stat)."""
         if self._entries is None:
             self._entries = self._read()
-        key = file_key(RunPaths(run_dir).record)
         cached = self._entries.get(run_dir.name)
         if key is not None and cached is not None and cached[0] == key and _belongs(cached[1], run_dir):
             return cached[1]

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mission_gym.errors import MissionGymError, RunNameError
-from mission_gym.runs.index import RecordIndex
-from mission_gym.runs.layout import RUN_MARKERS
+from mission_gym.runs.index import FileKey, RecordIndex, file_key, gc_paused, stat_key
+from mission_gym.runs.layout import RUN_MARKERS, RUN_RECORD_FILE
 from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import CLOCK_SKEW_S, LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
 
@@ -51,52 +52,66 @@ class RunFolder:
         return not self.is_symlink and age <= LIVE_HEARTBEAT_S
 
 
-def _mtime(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.lstat().st_mtime, dt.timezone.utc)
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
 
 
-def _newest_mtime(folder: Path, entries: list[Path]) -> dt.datetime:
-    """Newest mtime of a folder and its entries; an entry replaced meanwhile (atomic writes) is skipped."""
-    times = [_mtime(folder)]
+def _newest_mtime(folder: os.stat_result, entries: list[os.DirEntry[str]]) -> tuple[dt.datetime, FileKey | None]:
+    """Newest mtime of a folder and its entries (an entry replaced meanwhile, as atomic writes do, is
+    skipped), and the key of its run.json from the same lstat (None when it has none). A symlinked
+    run.json's lstat key never equals the key the index checks a read against, so it is always read."""
+    newest, record_key = folder.st_mtime, None
     for entry in entries:
         try:
-            times.append(_mtime(entry))
+            st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
-    return max(times)
+        newest = max(newest, st.st_mtime)
+        if entry.name == RUN_RECORD_FILE:
+            record_key = stat_key(st)
+    return _utc(newest), record_key
 
 
 def read_run_folder(path: Path, index: RecordIndex | None = None) -> RunFolder:
     """Describe one entry of the runs root without following it if it is a symbolic link; `index` (of the
     runs root) supplies the record when its run.json is unchanged."""
-    if path.is_symlink():
+    folder = path.lstat()
+    if stat.S_ISLNK(folder.st_mode):
         problem = f"symbolic link to {os.readlink(path)} (not followed)"
-        return RunFolder(path.name, path, None, problem, True, _mtime(path))
-    entries = list(path.iterdir())
-    newest = _newest_mtime(path, entries)
+        return RunFolder(path.name, path, None, problem, True, _utc(folder.st_mtime))
+    with os.scandir(path) as listing:  # one directory read; the entries' lstat gives run.json's key too
+        entries = list(listing)
+    newest, record_key = _newest_mtime(folder, entries)
     try:
-        record = index.record(path) if index is not None else load_record(path)
+        record = index.record(path, record_key) if index is not None else load_record(path)
         return RunFolder(path.name, path, record, None, False, newest)
     except MissionGymError as exc:
-        return RunFolder(path.name, path, None, str(exc), False, newest, is_foreign(entries))
+        foreign = is_foreign([entry.name for entry in entries])
+        return RunFolder(path.name, path, None, str(exc), False, newest, foreign)
 
 
-def is_foreign(entries: list[Path]) -> bool:
-    """A recordless folder with these entries is not a run at all (runs/searches, a user's notes): it has
-    content, none of it a run's layout."""
-    return bool(entries) and not any(child.name in RUN_MARKERS for child in entries)
+def is_foreign(names: Collection[str]) -> bool:
+    """A recordless folder with entries of these names is not a run at all (runs/searches, a user's
+    notes): it has content, none of it a run's layout."""
+    return bool(names) and RUN_MARKERS.isdisjoint(names)
 
 
 def run_entries(runs_root: str | os.PathLike[str]) -> list[Path]:
     """Run folders and symlinked run folders in the runs root, by name; hidden entries are temp files."""
-    root = Path(runs_root)
-    if not root.is_dir():
+    return [Path(entry.path) for entry in _root_entries(runs_root)]
+
+
+def _root_entries(runs_root: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
+    """The entries `run_entries` names; their types come with the listing, with no stat per folder."""
+    if not Path(runs_root).is_dir():
         return []
-    return sorted(
-        entry
-        for entry in root.iterdir()
-        if not entry.name.startswith(".") and ((entry.is_symlink() and not entry.is_file()) or entry.is_dir())
-    )
+    with os.scandir(runs_root) as listing:
+        return sorted((entry for entry in listing if _is_run_entry(entry)), key=lambda entry: entry.name)
+
+
+def _is_run_entry(entry: os.DirEntry[str]) -> bool:
+    """Not hidden, and a folder or a symbolic link that does not lead to a file (a folder's, or dangling)."""
+    return not entry.name.startswith(".") and ((entry.is_symlink() and not entry.is_file()) or entry.is_dir())
 
 
 def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
@@ -107,18 +122,34 @@ def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
     if not entries:
         return []
     index, folders = RecordIndex(runs_root), []
-    for entry in entries:
-        try:
-            folders.append(read_run_folder(entry, index))
-        except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
-            continue
+    with gc_paused():  # records by the ten thousand: see gc_paused
+        for entry in entries:
+            try:
+                folders.append(read_run_folder(entry, index))
+            except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
+                continue
     index.save({entry.name for entry in entries})
     return folders
 
 
 def list_runs(runs_root: str | os.PathLike[str]) -> list[RunRecord]:
-    """The valid run records of the runs root; `scan_runs` also returns the folders without one."""
-    return [folder.record for folder in scan_runs(runs_root) if folder.record is not None]
+    """The valid run records of the runs root, as `scan_runs` finds them (it also returns the folders
+    without one). Only each folder's run.json is stat'ed, and read when it changed: the folder's other
+    entries matter only to a RunFolder's `modified_at` and `foreign`."""
+    entries = _root_entries(runs_root)
+    if not entries:
+        return []
+    index, records = RecordIndex(runs_root), []
+    with gc_paused():  # records by the ten thousand: see gc_paused
+        for entry in entries:
+            if entry.is_symlink():  # never followed: no record
+                continue
+            try:
+                records.append(index.record(Path(entry.path), file_key(os.path.join(entry.path, RUN_RECORD_FILE))))
+            except MissionGymError:  # run.json missing or invalid, or the folder deleted meanwhile
+                continue
+    index.save({entry.name for entry in entries})
+    return records
 
 
 def last_activity(record: RunRecord, now: dt.datetime | None = None) -> dt.datetime:

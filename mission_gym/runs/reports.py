@@ -61,9 +61,10 @@ def report_paths(run_dir: str | os.PathLike[str]) -> list[Path]:
     return [p for p in entries if p.suffix == REPORT_SUFFIX and not p.name.startswith(".")]
 
 
-def latest_report_path(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The run's latest evaluation report file (see the module docstring), or None when it has none."""
-    reports = report_paths(run_dir)
+def latest_report_path(run_dir: str | os.PathLike[str], reports: list[Path] | None = None) -> Path | None:
+    """The run's latest evaluation report file (see the module docstring), or None when it has none;
+    `reports`: the run's `report_paths`, when the caller has just listed them."""
+    reports = report_paths(run_dir) if reports is None else reports
     if not reports:
         return None
     newest_model = max(map(report_rank, reports))
