@@ -110,7 +110,7 @@ def run_search(settings: SearchSettings, train: Train | None = None, play: Play 
     """Run (or resume) a search and write its record and summary; returns the finished record."""
     record = start_or_resume_search(settings)
     train = train or _train_branch(settings)
-    play = play or _player(settings)
+    play = play or player(settings.runs_root, settings.config_dir)
     while record.status == "running":
         round_ = len(record.rounds_decided)
         for request in pending_members(record):
@@ -127,7 +127,7 @@ def start_or_resume_search(settings: SearchSettings) -> SearchRecord:
     space = load_search_space(settings.space)
     load_record(Path(settings.runs_root) / validate_name(settings.parent, "--parent"))  # a clear error if missing
     name = settings.name or f"search-{timestamp(utc_now())}"
-    record = _load_or_start(search_dir(settings.runs_root, name), name, settings, space)
+    record = _load_or_start(name, settings, space)
     if not record.plans:
         record.plans = _first_plans(settings, space)
     if record.status == "running" and len(record.rounds_decided) >= settings.rounds:  # resumed with fewer rounds
@@ -180,20 +180,18 @@ def _finish(record: SearchRecord, runs_root: Path) -> None:
     atomic_write_text(search_dir(runs_root, record.name) / "summary.md", summary_markdown(record))
 
 
-def running_searches(runs_root: Path) -> list[SearchRecord]:
-    """The records of every search under runs/searches/ that has not finished, by name."""
-    records = []
-    for path in sorted((Path(runs_root) / SEARCHES_DIR).glob(f"*/{SEARCH_RECORD_FILE}")):
-        record = SearchRecord.model_validate_json(path.read_text(encoding="utf-8"))
-        if record.status == "running":
-            records.append(record)
-    return records
+def load_search(runs_root: Path, name: str) -> SearchRecord:
+    """A search's record; a MissionGymError naming the file when there is none."""
+    path = search_dir(runs_root, name) / SEARCH_RECORD_FILE
+    if not path.is_file():
+        raise MissionGymError(f"{path}: no search named {name} (start it first)")
+    return SearchRecord.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-def _load_or_start(folder: Path, name: str, settings: SearchSettings, space: SearchSpace) -> SearchRecord:
-    path = folder / SEARCH_RECORD_FILE
-    if path.is_file():
-        record = SearchRecord.model_validate_json(path.read_text(encoding="utf-8"))
+def _load_or_start(name: str, settings: SearchSettings, space: SearchSpace) -> SearchRecord:
+    folder = search_dir(settings.runs_root, name)
+    if (folder / SEARCH_RECORD_FILE).is_file():
+        record = load_search(settings.runs_root, name)
         same = {k: v for k, v in record.settings.items() if k not in ("name", "rounds")}
         asked = {k: v for k, v in settings.model_dump(mode="json").items() if k not in ("name", "rounds")}
         if same != asked:
@@ -308,19 +306,19 @@ def _train_branch(settings: SearchSettings) -> Train:
     return branch
 
 
-def _player(settings: SearchSettings) -> Play:
+def player(runs_root: Path, config_dir: Path) -> Play:
     """Play a run's latest checkpoint on seeds, remembering every outcome so no episode is played twice."""
     from mission_gym.config import load_config
     from mission_gym.evaluation import load_policy, run_episodes
 
     cache: dict[tuple[str, int], bool] = {}
-    config_dir = Path(settings.config_dir)
+    config_dir = Path(config_dir)
     config = load_config(config_dir)
 
     def play(run_name: str, seeds: Sequence[int]) -> list[bool]:
         missing = [s for s in seeds if (run_name, s) not in cache]
         if missing:
-            path = latest_checkpoint(Path(settings.runs_root) / run_name)
+            path = latest_checkpoint(Path(runs_root) / run_name)
             policy = load_policy(path, config, config_dir)
             for result in run_episodes(policy, config, missing, deterministic=True):
                 cache[(run_name, result.seed)] = result.outcome == "captured"
