@@ -35,7 +35,7 @@ class SearchLab:
 
     def start(self, **config) -> dg.ExecuteInProcessResult:
         """Jobs -> start_search -> Launchpad -> Launch Run."""
-        return self.defs.get_job_def("start_search").execute_in_process(
+        return self.defs.resolve_job_def("start_search").execute_in_process(
             run_config={"ops": {"start_or_resume": {"config": config}}}, instance=self.instance, raise_on_error=False)
 
     def tick(self) -> dg.SensorResult | dg.SkipReason:
@@ -47,7 +47,7 @@ class SearchLab:
 
     def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         """What the daemon launches for a run request."""
-        return self.defs.get_job_def(request.job_name).execute_in_process(
+        return self.defs.resolve_job_def(request.job_name).execute_in_process(
             run_config=request.run_config, tags=request.tags, partition_key=request.partition_key,
             instance=self.instance, raise_on_error=False)
 
@@ -138,7 +138,7 @@ def test_a_search_trains_each_member_as_its_own_run_and_resumes(lab):
     assert record.status == "finished" and len(record.members) == 4 and record.winner
     assert (lab.runs_root / "searches" / "s1" / "summary.md").is_file()
     runs = lab.search_runs("s1")
-    member_job = lab.defs.get_job_def("train_search_member")
+    member_job = lab.defs.resolve_job_def("train_search_member")
     assert member_job.graph.node_named("checkpoint").definition.pool == GPU_POOL
     for member in record.members:
         [run] = runs[member.run_name]  # its own Dagster run, launched once
