@@ -13,6 +13,7 @@ A member whose Dagster run failed is not launched again by the sensor (its skip 
 `start_search` again with the same name resumes the search and tries the members that have no finished run.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from mission_gym.search import (
 from mission_gym_pipelines.events import CHECKPOINT, run_link
 from mission_gym_pipelines.failures import not_retried, readable_failure
 from mission_gym_pipelines.partitions import run_partitions
-from mission_gym_pipelines.pools import EVALUATION_POOL, GPU_K8S_TAGS
+from mission_gym_pipelines.pools import GPU_K8S_TAGS
 from mission_gym_pipelines.resources import RunsRoot
 from mission_gym_pipelines.training import TrainingConfig, checkpoint
 
@@ -111,15 +112,19 @@ def finished_member_run(runs_root: Path, run_name: str) -> str | None:
     while (runs_root / run_name / "run.json").is_file():
         if load_record(runs_root / run_name).status == "finished":
             return run_name
-        retries = [p.name for p in runs_root.glob(f"{run_name}-retry*") if p.name[len(run_name) + 6:].isdigit()]
+        retry = re.compile(rf"{re.escape(run_name)}-retry(\d+)")
+        retries = {int(match[1]): match[0] for path in runs_root.glob(f"{run_name}-retry*")
+                   if (match := retry.fullmatch(path.name))}
         if not retries:
             return None
-        run_name = max(retries, key=lambda name: int(name[len(run_name) + 6:]))
+        run_name = retries[max(retries)]  # a second preemption resumes the first retry: <run>-retry1-retry2
     return None
 
 
-@dg.op(pool=EVALUATION_POOL, description="Record the round's trained members, play the sequential paired tests "
-       "and plan the next round (or finish the search and write summary.md).")
+# No pool: deciding is the search's critical path, and the `evaluation` pool would hold it behind the evaluations
+# of every member just trained (evaluation_sensor), which the decision does not need.
+@dg.op(description="Record the round's trained members, play the sequential paired tests and plan the next "
+       "round (or finish the search and write summary.md).")
 def decide_round_op(context: dg.OpExecutionContext, config: DecideRoundConfig, runs: RunsRoot) -> dg.Output[str]:
     with not_retried(context), readable_failure():
         record = load_search(runs.path, config.search)
@@ -208,7 +213,7 @@ def _search_step(history: _SearchRuns, runs_root: Path, record: SearchRecord) ->
         if state is None:
             requests.append(member_request(record, request, history.launch))
         elif state == "busy":
-            said.append(f"{request.run_name} is training")
+            said.append(f"{request.run_name} is queued or training")
         else:
             said.append(f"{request.run_name} {state}; its training did not finish (the run's failure says why). "
                         f"Launch start_search again with name {record.name} to retry it")

@@ -5,6 +5,7 @@ The sensor is evaluated directly with its context (build_sensor_context does not
 so `tick` does what the daemon would) and every run it requests is executed in process on a temporary instance.
 """
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ from mission_gym_pipelines.events import CHECKPOINT
 from mission_gym_pipelines.partitions import run_partitions
 from mission_gym_pipelines.pools import GPU_POOL
 from mission_gym_pipelines.resources import RunsRoot
-from mission_gym_pipelines.search import STEP_TAG, SEARCH_TAG, SearchConfig, search_sensor
+from mission_gym_pipelines.search import SEARCH_TAG, STEP_TAG, SearchConfig, finished_member_run, search_sensor
 
 SPACE = str(REPO_CONFIGS / "search.yaml")
 
@@ -107,6 +108,17 @@ def test_a_failed_member_is_named_and_not_relaunched_until_the_search_is(lab):
     assert len(lab.tick().run_requests) == 2  # launching the search again retries them
 
 
+def test_a_member_preempted_twice_counts_through_its_retry_children(tmp_path):
+    make_run(tmp_path, "s-r0-m0", status="interrupted", steps=[256])
+    make_run(tmp_path, "s-r0-m0-retry1", parent="s-r0-m0", status="interrupted", steps=[384])
+    assert finished_member_run(tmp_path, "s-r0-m0") is None  # the second retry has not started yet
+    make_run(tmp_path, "s-r0-m0-retry1-retry2", parent="s-r0-m0-retry1", steps=[512])
+    make_run(tmp_path, "s-r0-m0-retry1x", steps=[512])  # not a retry of it
+    assert finished_member_run(tmp_path, "s-r0-m0") == "s-r0-m0-retry1-retry2"
+    make_run(tmp_path, "s-r0-m1", status="running", steps=[256])
+    assert finished_member_run(tmp_path, "s-r0-m1") is None and finished_member_run(tmp_path, "nothing") is None
+
+
 def test_a_search_the_cli_runs_is_left_to_the_cli(lab):
     from mission_gym.search import save_search, start_or_resume_search
 
@@ -152,3 +164,39 @@ def test_a_search_trains_each_member_as_its_own_run_and_resumes(lab):
     assert record.winner_lineage[0] == "root" and record.winner_lineage[-1] == record.winner
     assert lab.start(**search).success  # a finished search launched again stays finished; nothing is launched
     assert isinstance(lab.tick(), dg.SkipReason)
+
+
+SEARCH_RUNS = """
+query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs { results {
+  runId jobName status startTime endTime tags { key value } } } } }
+"""
+
+
+@pytest.mark.slow
+def test_the_ui_launches_a_search_and_the_daemon_carries_it_to_the_end(tmp_path):
+    """Jobs -> start_search -> Launchpad -> Launch Run on a real `dagster dev`; the sensor daemon does the rest."""
+    from dagster_server import LAUNCH, REPO_ROOT, REPOSITORY, materialize, running_dagster, wait_for_runs
+
+    from mission_gym_pipelines.pools import ensure_pools
+
+    runs_root = tmp_path / "runs"
+    env = {"MISSION_GYM_RUNS_ROOT": str(runs_root), "MISSION_GYM_CONFIG_DIR": str(REPO_CONFIGS)}
+    with running_dagster(REPO_ROOT / "dagster_home" / "dagster.yaml", env, prepare=ensure_pools) as server:
+        [root] = wait_for_runs(server, [materialize(server, "root")])
+        assert root["status"] == "SUCCESS", server.log_tail()
+        config = dict(parent="root", population=2, rounds=1, round_timesteps=512, n_envs=4, selection_seeds=20,
+                      space=SPACE, name="ui")
+        launched = server.graphql(LAUNCH, {"params": {"selector": {**REPOSITORY, "jobName": "start_search"},
+                                                      "runConfigData": {"ops": {"start_or_resume": {"config": config}}}}})
+        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+        deadline = time.monotonic() + 480
+        while time.monotonic() < deadline and not (runs_root / "searches" / "ui" / "summary.md").is_file():
+            time.sleep(1)
+        record = load_search(runs_root, "ui")
+        assert record.status == "finished", server.log_tail()
+        runs = server.graphql(SEARCH_RUNS, {"tags": [{"key": SEARCH_TAG, "value": "ui"}]})["runsOrError"]["results"]
+        members = sorted((r for r in runs if r["jobName"] == "train_search_member"), key=lambda r: r["startTime"])
+        steps = sorted(next(t["value"] for t in r["tags"] if t["key"] == STEP_TAG) for r in members)
+        assert steps == ["ui-r0-m0", "ui-r0-m1"] and all(r["status"] == "SUCCESS" for r in members)
+        assert members[1]["startTime"] >= members[0]["endTime"]  # the gpu pool (size 1) ran one member at a time
+        assert sorted(m.run_name for m in record.members) == steps
