@@ -10,6 +10,10 @@ an ordinary run folder, with lineage, notes that say why it exists, and its plac
 The search keeps its record in ``runs/searches/<name>/search.json`` (rewritten atomically after every member
 round), so a search that is interrupted and launched again with the same name resumes where it stopped. The
 selection seeds are not the held-out evaluation seeds, which stay unseen by the search.
+
+A search is a sequence of steps on its record: `start_or_resume_search`, then per round `pending_members`
+(each trained as the branch `<search>-r<R>-m<M>`), `record_trained` and `decide_round`. `run_search` loops over
+them in one process (the CLI); mission_gym_pipelines/search.py trains each member as its own Dagster run.
 """
 
 from __future__ import annotations
@@ -198,6 +202,10 @@ def _load_or_start(name: str, settings: SearchSettings, space: SearchSpace) -> S
             changed = sorted(k for k in asked if asked[k] != same.get(k))
             raise MissionGymError(f"search {name} exists with other settings ({', '.join(changed)}); resume it with "
                                   f"the same flags, or choose another --name")
+        if record.status == "finished" and settings.rounds != record.settings["rounds"]:
+            raise MissionGymError(f"search {name} finished after {len(record.rounds_decided)} rounds and is not "
+                                  f"extended (--rounds {settings.rounds}); start a new search from its winner: "
+                                  f"--parent {record.winner}")
         record.settings["rounds"] = settings.rounds
         return record
     folder.mkdir(parents=True, exist_ok=True)
