@@ -246,7 +246,7 @@ def search_sensor(context: dg.SensorEvaluationContext, runs: RunsRoot) -> dg.Sen
     said: list[str] = []
     for record in _running_searches(runs.path):
         history = _SearchRuns(context.instance, record.name)
-        if not history.launch:  # a search the CLI is running: its own process trains the members
+        if not history.launch:  # a search the CLI started: the CLI's process trains its members
             continue
         wanted, lines = _search_step(history, runs.path, record)
         requests += wanted

@@ -186,8 +186,9 @@ def test_the_ui_launches_a_search_and_the_daemon_carries_it_to_the_end(tmp_path)
         assert root["status"] == "SUCCESS", server.log_tail()
         config = dict(parent="root", population=2, rounds=1, round_timesteps=512, n_envs=4, selection_seeds=20,
                       space=SPACE, name="ui")
-        launched = server.graphql(LAUNCH, {"params": {"selector": {**REPOSITORY, "jobName": "start_search"},
-                                                      "runConfigData": {"ops": {"start_or_resume": {"config": config}}}}})
+        params = {"selector": {**REPOSITORY, "jobName": "start_search"},
+                  "runConfigData": {"ops": {"start_or_resume": {"config": config}}}}
+        launched = server.graphql(LAUNCH, {"params": params})
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline and not (runs_root / "searches" / "ui" / "summary.md").is_file():
