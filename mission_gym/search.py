@@ -10,6 +10,10 @@ an ordinary run folder, with lineage, notes that say why it exists, and its plac
 The search keeps its record in ``runs/searches/<name>/search.json`` (rewritten atomically after every member
 round), so a search that is interrupted and launched again with the same name resumes where it stopped. The
 selection seeds are not the held-out evaluation seeds, which stay unseen by the search.
+
+A search is a sequence of steps on its record: `start_or_resume_search`, then per round `pending_members`
+(each trained as the branch `<search>-r<R>-m<M>`), `record_trained` and `decide_round`. `run_search` loops over
+them in one process (the CLI); mission_gym_pipelines/search.py trains each member as its own Dagster run.
 """
 
 from __future__ import annotations
@@ -97,47 +101,111 @@ def search_dir(runs_root: Path, name: str) -> Path:
     return Path(runs_root) / SEARCHES_DIR / validate_name(name, "search name")
 
 
+class MemberRequest(BaseModel):
+    """A member-round to train: its plan, the run name to train it under, its notes and its training seed."""
+
+    plan: Plan
+    run_name: str  # <search>-r<R>-m<M>: the CLI's branch name, Dagster's partition key (verbatim)
+    notes: str
+    seed: int
+
+
 def run_search(settings: SearchSettings, train: Train | None = None, play: Play | None = None) -> SearchRecord:
     """Run (or resume) a search and write its record and summary; returns the finished record."""
-    space = load_search_space(settings.space)
-    load_record(Path(settings.runs_root) / validate_name(settings.parent, "--parent"))  # a clear error if missing
+    record = start_or_resume_search(settings)
     train = train or _train_branch(settings)
-    play = play or _player(settings)
-    name = settings.name or f"search-{timestamp(utc_now())}"
-    folder = search_dir(settings.runs_root, name)
-    record = _load_or_start(folder, name, settings, space)
-    seeds = [SELECTION_SEED_BASE + i for i in range(settings.selection_seeds)]
-    for round_ in range(settings.rounds):
-        if round_ == 0 and not record.plans:
-            record.plans = _first_plans(settings, space)
-        for plan in [p for p in record.plans if p.round == round_]:
-            if record.trained(round_, plan.member) is None:
-                run_name = train(parent=plan.parent_run, branch_name=f"{name}-r{round_}-m{plan.member}",
-                                 hyperparameters=plan.hyperparameters, notes=f"{plan.origin} (search {name}, "
-                                 f"round {round_}, member {plan.member})", seed=settings.seed + 7919 * round_ + plan.member)
-                record.members.append(MemberRound(**plan.model_dump(), run_name=run_name,
-                                                  step=_latest_step(settings.runs_root, run_name)))
-                _save(folder, record)
-        if len(record.rounds_decided) <= round_:
-            _decide_round(record, round_, seeds, play, space, settings)
-            _save(folder, record)
-    record.status = "finished"
-    record.winner_lineage = _lineage(settings.runs_root, record.winner, settings.parent)
-    _save(folder, record)
-    atomic_write_text(folder / SEARCH_SUMMARY_FILE, summary_markdown(record))
+    play = play or player(settings.runs_root, settings.config_dir)
+    while record.status == "running":
+        round_ = len(record.rounds_decided)
+        for request in pending_members(record):
+            run_name = train(parent=request.plan.parent_run, branch_name=request.run_name,
+                             hyperparameters=request.plan.hyperparameters, notes=request.notes, seed=request.seed)
+            record_trained(record, request.plan, run_name, settings.runs_root)
+        decide_round(record, round_, play, settings.runs_root)
     return record
 
 
-def _load_or_start(folder: Path, name: str, settings: SearchSettings, space: SearchSpace) -> SearchRecord:
-    path = folder / SEARCH_RECORD_FILE
-    if path.is_file():
-        record = SearchRecord.model_validate_json(path.read_text(encoding="utf-8"))
+def start_or_resume_search(settings: SearchSettings) -> SearchRecord:
+    """Check the request, then load the search's record (same settings; `rounds` may change) or write a new one
+    with round 0 planned. Every bad input is a MissionGymError naming it."""
+    space = load_search_space(settings.space)
+    load_record(Path(settings.runs_root) / validate_name(settings.parent, "--parent"))  # a clear error if missing
+    name = settings.name or f"search-{timestamp(utc_now())}"
+    record = _load_or_start(name, settings, space)
+    if not record.plans:
+        record.plans = _first_plans(settings, space)
+    if record.status == "running" and len(record.rounds_decided) >= settings.rounds:  # resumed with fewer rounds
+        _finish(record, settings.runs_root)
+    save_search(record, settings.runs_root)
+    return record
+
+
+def pending_members(record: SearchRecord) -> list[MemberRequest]:
+    """The current round's member-rounds not trained yet (none once the search finished), by member."""
+    if record.status != "running":
+        return []
+    round_ = len(record.rounds_decided)
+    plans = sorted((p for p in record.plans if p.round == round_), key=lambda p: p.member)
+    return [MemberRequest(plan=p, run_name=f"{record.name}-r{round_}-m{p.member}", seed=_member_seed(record, p),
+                          notes=f"{p.origin} (search {record.name}, round {round_}, member {p.member})")
+            for p in plans if record.trained(round_, p.member) is None]
+
+
+def _member_seed(record: SearchRecord, plan: Plan) -> int:
+    return int(record.settings["seed"]) + 7919 * plan.round + plan.member
+
+
+def record_trained(record: SearchRecord, plan: Plan, run_name: str, runs_root: Path) -> MemberRound:
+    """Add a trained member-round (its finished run folder `run_name`) to the record, and save it."""
+    member = MemberRound(**plan.model_dump(), run_name=run_name, step=_latest_step(runs_root, run_name))
+    record.members.append(member)
+    save_search(record, runs_root)
+    return member
+
+
+def decide_round(record: SearchRecord, round_: int, play: Play, runs_root: Path) -> None:
+    """Run the round's sequential tests, then plan the next round or finish the search (record, summary.md)."""
+    settings = SearchSettings.model_validate(record.settings)
+    space = SearchSpace.model_validate(record.space)
+    missing = [r.run_name for r in pending_members(record)]
+    if round_ != len(record.rounds_decided) or missing:
+        raise MissionGymError(f"search {record.name}: round {round_} cannot be decided now (rounds decided: "
+                              f"{len(record.rounds_decided)}; members not trained: {missing or 'none'})")
+    seeds = [SELECTION_SEED_BASE + i for i in range(settings.selection_seeds)]
+    _decide_round(record, round_, seeds, play, space, settings)
+    if round_ + 1 >= settings.rounds:
+        _finish(record, runs_root)
+    save_search(record, runs_root)
+
+
+def _finish(record: SearchRecord, runs_root: Path) -> None:
+    record.status = "finished"
+    record.winner_lineage = _lineage(runs_root, record.winner, record.settings["parent"])
+    atomic_write_text(search_dir(runs_root, record.name) / SEARCH_SUMMARY_FILE, summary_markdown(record))
+
+
+def load_search(runs_root: Path, name: str) -> SearchRecord:
+    """A search's record; a MissionGymError naming the file when there is none."""
+    path = search_dir(runs_root, name) / SEARCH_RECORD_FILE
+    if not path.is_file():
+        raise MissionGymError(f"{path}: no search named {name} (start it first)")
+    return SearchRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def _load_or_start(name: str, settings: SearchSettings, space: SearchSpace) -> SearchRecord:
+    folder = search_dir(settings.runs_root, name)
+    if (folder / SEARCH_RECORD_FILE).is_file():
+        record = load_search(settings.runs_root, name)
         same = {k: v for k, v in record.settings.items() if k not in ("name", "rounds")}
         asked = {k: v for k, v in settings.model_dump(mode="json").items() if k not in ("name", "rounds")}
         if same != asked:
             changed = sorted(k for k in asked if asked[k] != same.get(k))
             raise MissionGymError(f"search {name} exists with other settings ({', '.join(changed)}); resume it with "
                                   f"the same flags, or choose another --name")
+        if record.status == "finished" and settings.rounds != record.settings["rounds"]:
+            raise MissionGymError(f"search {name} finished after {len(record.rounds_decided)} rounds and is not "
+                                  f"extended (--rounds {settings.rounds}); start a new search from its winner: "
+                                  f"--parent {record.winner}")
         record.settings["rounds"] = settings.rounds
         return record
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,8 +290,9 @@ def _describe(values: dict[str, float | int]) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
 
 
-def _save(folder: Path, record: SearchRecord) -> None:
-    atomic_write_json(folder / SEARCH_RECORD_FILE, record.model_dump(mode="json"))
+def save_search(record: SearchRecord, runs_root: Path) -> None:
+    """Rewrite the search's record atomically (an interruption leaves the previous one whole)."""
+    atomic_write_json(search_dir(runs_root, record.name) / SEARCH_RECORD_FILE, record.model_dump(mode="json"))
 
 
 def _train_branch(settings: SearchSettings) -> Train:
@@ -245,19 +314,19 @@ def _train_branch(settings: SearchSettings) -> Train:
     return branch
 
 
-def _player(settings: SearchSettings) -> Play:
+def player(runs_root: Path, config_dir: Path) -> Play:
     """Play a run's latest checkpoint on seeds, remembering every outcome so no episode is played twice."""
     from mission_gym.config import load_config
     from mission_gym.evaluation import load_policy, run_episodes
 
     cache: dict[tuple[str, int], bool] = {}
-    config_dir = Path(settings.config_dir)
+    config_dir = Path(config_dir)
     config = load_config(config_dir)
 
     def play(run_name: str, seeds: Sequence[int]) -> list[bool]:
         missing = [s for s in seeds if (run_name, s) not in cache]
         if missing:
-            path = latest_checkpoint(Path(settings.runs_root) / run_name)
+            path = latest_checkpoint(Path(runs_root) / run_name)
             policy = load_policy(path, config, config_dir)
             for result in run_episodes(policy, config, missing, deterministic=True):
                 cache[(run_name, result.seed)] = result.outcome == "captured"

@@ -122,6 +122,14 @@ def test_resuming_with_other_settings_is_refused(root):
         run_search(settings(root, population=3), train=fake.train, play=fake.play)
 
 
+def test_a_finished_search_is_not_extended(root):
+    fake = FakeBranches(root)
+    record = run_search(settings(root, rounds=1), train=fake.train, play=fake.play)
+    with pytest.raises(MissionGymError, match=f"--parent {record.winner}"):
+        run_search(settings(root, rounds=2), train=fake.train, play=fake.play)
+    assert run_search(settings(root, rounds=1), train=fake.train, play=fake.play).winner == record.winner
+
+
 @pytest.mark.parametrize("text, says", [
     ("", "empty"),
     ("parameters: {}\n", "empty"),
