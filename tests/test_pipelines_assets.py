@@ -297,7 +297,7 @@ def test_evaluation_report_compares_with_parent_and_baseline(lab):
 def test_dashboard_and_lineage_view_show_the_forest(lab):
     lineage = values(lab.materialize("lineage_view").get_asset_materialization_events()[0].materialization)
     # Other tests here add runs to the forest (a job-trained branch of root, an interrupted run).
-    assert {"parent": lab.root_name, "child": lab.branch_name, "step": 512} in lineage["edges"]["edges"]
+    assert {"parent": lab.root_name, "child": lab.branch_name, "step": 512, "transfer": None} in lineage["edges"]["edges"]
     root_line, branch_line = [line for line in lineage["lineage"].splitlines()
                               if f"[{lab.root_name}]" in line or f"[{lab.branch_name}]" in line]
     assert root_line.startswith(f"- [{lab.root_name}](/assets/checkpoint?view=partitions&partition={lab.root_name})")
