@@ -14,7 +14,7 @@ from urllib.parse import quote
 import dagster as dg
 
 from mission_gym.runs.checkpoints import run_model
-from mission_gym.runs.layout import RunPaths
+from mission_gym.runs.layout import EVALUATIONS_DIR, RunPaths
 from mission_gym.runs.lineage import children
 from mission_gym.runs.record import CheckpointEntry, RunRecord, sha256_file
 from mission_gym.runs.reports import EvaluationFile
@@ -251,7 +251,8 @@ def evaluation_metadata(runs_root: Path, evaluation: EvaluationFile) -> dict[str
         "mean_return": rounded(report["mean_return"]),
         "seeds_hash": str(report.get("seeds_hash", "")),
         "report": dg.MetadataValue.md(_report_markdown(runs_root, evaluation)),
-        "report_file": dg.MetadataValue.path(evaluation.path.relative_to(runs_root).as_posix()),
+        # Named from the layout, not by relative_to: the report's path is absolute, the runs root may not be.
+        "report_file": dg.MetadataValue.path(f"{evaluation.run_name}/{EVALUATIONS_DIR}/{evaluation.path.name}"),
     }
     for name in ("baseline", "parent"):
         other = report.get(name)

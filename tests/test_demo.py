@@ -9,16 +9,20 @@ import subprocess
 
 import dagster as dg
 import pytest
-from test_training_support import PYTHON, REPO, subprocess_env
+from test_training_support import PYTHON, REPO, make_workdir, subprocess_env
 
 pytestmark = pytest.mark.slow
 
 
 def run_demo(tmp_path, *flags: str) -> subprocess.CompletedProcess:
-    env = {**subprocess_env(), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "MISSION_GYM_RUNS_ROOT": str(tmp_path / "runs")}
+    """The demo on the embedded defaults, as `make demo` runs it: the relative `runs` and `configs` folders of
+    the working directory (here a copy of the repository's configs, with 8 held-out seeds)."""
+    make_workdir(tmp_path)
+    env = {**subprocess_env(), "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONPATH": str(REPO)}
+    for name in ("MISSION_GYM_RUNS_ROOT", "MISSION_GYM_CONFIG_DIR"):
+        env.pop(name, None)
     (tmp_path / "dagster_home").mkdir(exist_ok=True)
-    return subprocess.run([PYTHON, "-m", "mission_gym_pipelines.demo", *flags], cwd=REPO, env=env,
+    return subprocess.run([PYTHON, "-m", "mission_gym_pipelines.demo", *flags], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
 
 
