@@ -10,7 +10,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
 from mission_gym.config import load_config
-from mission_gym.entity_policy import EntityLayout, EntityPolicy, entity_layout
+from mission_gym.entity_policy import EntityLayout, EntityPolicy, _pair_mean_max, entity_layout
 from mission_gym.policy import PAD_LOGIT
 from mission_gym.ppo import MissionPPO, load_model
 from mission_gym.sim.observation import DEFENDER_FEATURES
@@ -71,6 +71,22 @@ def test_defender_order_does_not_change_the_action_distributions_or_the_value(th
     changed = obs.clone()
     changed[:, layout.defenders[0]] = obs[:, layout.defenders[1]]
     assert (_log_probs(policy, changed) - ours).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("defenders", [1, 3])
+def test_pair_pooling_equals_pooling_the_pair_tensor(defenders):
+    """The pair summary is computed without the (batch, attackers, defenders, E) tensor: same values, same gradients."""
+    torch.manual_seed(0)
+    u = torch.randn(16, 4, 8, requires_grad=True)
+    v = torch.randn(16, defenders, 8, requires_grad=True)
+    pairs = torch.relu(u.unsqueeze(2) + v.unsqueeze(1))
+    expected = torch.cat([pairs.mean(2), pairs.max(2).values], dim=-1)
+    weights = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (u, v))
+    actual = _pair_mean_max(u, v)
+    torch.testing.assert_close(actual, expected)
+    for got, want in zip(torch.autograd.grad((actual * weights).sum(), (u, v)), expected_grads):
+        torch.testing.assert_close(got, want)
 
 
 def test_no_weight_shape_depends_on_the_unit_counts(config_dir, three_defenders):
