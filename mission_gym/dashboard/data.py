@@ -212,20 +212,32 @@ def _foreign(folder: Path) -> bool:
 
 def _cached_record(run_dir: Path, cache: RootCache, index: RecordIndex) -> RunRecord | str:
     """The run's record (or why it has none), parsed again only when run.json changed."""
-    path = RunPaths(run_dir).record
+
+    def read(key: FileKey, seen: bool) -> RunRecord | str:
+        try:
+            # The shared index only for runs this process never read: a live run's heartbeat must not make
+            # every refresh unpickle (and rewrite) the whole index.
+            return load_record(run_dir) if seen else index.record(run_dir, key)
+        except MissionGymError as exc:
+            return str(exc)
+
+    missing = f"{RUN_RECORD_FILE} missing (a run starting up, or an incomplete folder)"
+    return read_cached(cache.records, RunPaths(run_dir).record, missing, read)
+
+
+def read_cached(store: dict[Path, tuple[FileKey, T | str]], path: Path, missing: str,
+                read: Callable[[FileKey, bool], T | str]) -> T | str:
+    """The file's parsed content, or why there is none (`missing` when the file is not there), kept in `store`
+    and parsed again only when its FileKey changed: `read(key, seen)`, `seen` when this process parsed an
+    earlier version of it."""
     key = file_key(path)
     if key is None:
-        return f"{RUN_RECORD_FILE} missing (a run starting up, or an incomplete folder)"
-    cached = cache.records.get(path)
+        return missing
+    cached = store.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
-    try:
-        # The shared index only for runs this process never read: a live run's heartbeat must not make
-        # every refresh unpickle (and rewrite) the whole index.
-        outcome: RunRecord | str = index.record(run_dir, key) if cached is None else load_record(run_dir)
-    except MissionGymError as exc:
-        outcome = str(exc)
-    cache.records[path] = (key, outcome)
+    outcome = read(key, cached is not None)
+    store[path] = (key, outcome)
     return outcome
 
 

@@ -17,8 +17,8 @@ from typing import Literal
 from pydantic import ValidationError
 
 from mission_gym.dashboard.changes import Change, hyperparameter_changes
-from mission_gym.dashboard.data import RootCache
-from mission_gym.runs.index import file_key
+from mission_gym.dashboard.data import RootCache, read_cached
+from mission_gym.runs.index import FileKey
 from mission_gym.runs.layout import SEARCH_RECORD_FILE, SEARCHES_DIR
 from mission_gym.runs.record import RunRecord
 from mission_gym.search import MemberRound, SearchRecord
@@ -95,24 +95,21 @@ def read_searches(root: Path, cache: RootCache) -> tuple[list[SearchFile], list[
 
 
 def _cached_search(path: Path, cache: RootCache) -> tuple[SearchRecord, dt.datetime] | str:
-    key = file_key(path)
-    if key is None:
-        return f"{SEARCH_RECORD_FILE} missing (a search starting up writes it once its first member has trained)"
-    cached = cache.searches.get(path)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    outcome: tuple[SearchRecord, dt.datetime] | str
+    missing = f"{SEARCH_RECORD_FILE} missing (a search starting up writes it once its first member has trained)"
+    return read_cached(cache.searches, path, missing, lambda key, _: _parse_search(path, key))
+
+
+def _parse_search(path: Path, key: FileKey) -> tuple[SearchRecord, dt.datetime] | str:
+    """The search record and when it was written, or why it cannot be read."""
     try:
         written = dt.datetime.fromtimestamp(key[1] / 1e9, dt.timezone.utc)
-        outcome = (SearchRecord.model_validate_json(path.read_bytes()), written)
+        return SearchRecord.model_validate_json(path.read_bytes()), written
     except ValidationError as exc:
         first = exc.errors()[0]
-        outcome = (f"{SEARCH_RECORD_FILE} is not valid JSON: {first['msg']}" if first["type"] == "json_invalid"
-                   else f"{SEARCH_RECORD_FILE} is not a valid search record: {describe_validation_error(exc)}")
+        return (f"{SEARCH_RECORD_FILE} is not valid JSON: {first['msg']}" if first["type"] == "json_invalid"
+                else f"{SEARCH_RECORD_FILE} is not a valid search record: {describe_validation_error(exc)}")
     except (OSError, ValueError, RecursionError) as exc:
-        outcome = f"{SEARCH_RECORD_FILE} unreadable ({exc})"
-    cache.searches[path] = (key, outcome)
-    return outcome
+        return f"{SEARCH_RECORD_FILE} unreadable ({exc})"
 
 
 def _created(search: SearchFile) -> dt.datetime:

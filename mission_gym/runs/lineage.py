@@ -15,9 +15,10 @@ import datetime as dt
 import os
 import stat
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mission_gym.errors import MissionGymError, RunNameError
 from mission_gym.runs.index import FileKey, RecordIndex, file_key, gc_paused, stat_key
@@ -26,6 +27,8 @@ from mission_gym.runs.naming import unknown_run_message
 from mission_gym.runs.record import CLOCK_SKEW_S, LIVE_HEARTBEAT_S, RunRecord, load_record, utc_now
 
 _LONG_AGO = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+E = TypeVar("E", Path, os.DirEntry)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,38 +121,38 @@ def scan_runs(runs_root: str | os.PathLike[str]) -> list[RunFolder]:
     """Every run folder of the runs root, valid or not (a missing runs root has none).
 
     Unchanged records come from the runs root's RecordIndex, which this scan then brings up to date."""
-    entries = run_entries(runs_root)
-    if not entries:
-        return []
-    index, folders = RecordIndex(runs_root), []
-    with gc_paused():  # records by the ten thousand: see gc_paused
-        for entry in entries:
-            try:
-                folders.append(read_run_folder(entry, index))
-            except FileNotFoundError:  # deleted by a concurrent cleanup while we scanned
-                continue
-    index.save({entry.name for entry in entries})
-    return folders
+    # FileNotFoundError: deleted by a concurrent cleanup while we scanned
+    return _read_all(runs_root, run_entries(runs_root), read_run_folder, FileNotFoundError)
 
 
 def list_runs(runs_root: str | os.PathLike[str]) -> list[RunRecord]:
     """The valid run records of the runs root, as `scan_runs` finds them (it also returns the folders
     without one). Only each folder's run.json is stat'ed, and read when it changed: the folder's other
     entries matter only to a RunFolder's `modified_at` and `foreign`."""
-    entries = _root_entries(runs_root)
+
+    def read(entry: os.DirEntry[str], index: RecordIndex) -> RunRecord:
+        return index.record(Path(entry.path), file_key(os.path.join(entry.path, RUN_RECORD_FILE)))
+
+    folders = [entry for entry in _root_entries(runs_root) if not entry.is_symlink()]  # never followed: no record
+    # MissionGymError: run.json missing or invalid, or the folder deleted meanwhile
+    return _read_all(runs_root, folders, read, MissionGymError)
+
+
+def _read_all(runs_root: str | os.PathLike[str], entries: list[E], read: Callable[[E, RecordIndex], T],
+              skipped: type[Exception]) -> list[T]:
+    """read(entry, index) for each entry, leaving out those whose read raised `skipped`; the runs root's
+    RecordIndex is then saved for exactly these entries."""
     if not entries:
         return []
-    index, records = RecordIndex(runs_root), []
+    index, found = RecordIndex(runs_root), []
     with gc_paused():  # records by the ten thousand: see gc_paused
         for entry in entries:
-            if entry.is_symlink():  # never followed: no record
-                continue
             try:
-                records.append(index.record(Path(entry.path), file_key(os.path.join(entry.path, RUN_RECORD_FILE))))
-            except MissionGymError:  # run.json missing or invalid, or the folder deleted meanwhile
+                found.append(read(entry, index))
+            except skipped:
                 continue
     index.save({entry.name for entry in entries})
-    return records
+    return found
 
 
 def last_activity(record: RunRecord, now: dt.datetime | None = None) -> dt.datetime:
