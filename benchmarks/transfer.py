@@ -15,8 +15,10 @@ afterwards on the scenario's held-out seeds (capture rate and 95 % Wilson interv
 - A5, entity, branched from the A parent (4 -> 5 attackers).
 
 A branch's column 0 is its parent's weights on the new scenario before any training (what transfers as is).
-Prints one table, whatever it measures; target: the B branch reaches the B scratch run's final capture rate
-by a third of the budget and ends higher.
+Prints one table, whatever it measures, then the paired tests on the same seeds (the B branch at 0, 5 and 15
+minutes against the B scratch run's end, the MLP against the entity policy on A, the 3 -> 2 branch untrained
+against A's own entity run); target: the B branch reaches the B scratch run's final capture rate by a third of
+the budget and ends higher.
 """
 
 import argparse
@@ -30,7 +32,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from mission_gym.baseline import ScriptedAttackerPolicy
 from mission_gym.config import load_config
-from mission_gym.evaluation import run_episodes, summarize
+from mission_gym.evaluation import EpisodeResult, paired_comparison, run_episodes, summarize
 from mission_gym.ppo import load_model
 from mission_gym.training import TrainSettings, plan_run, train
 
@@ -68,10 +70,12 @@ class Snapshots(BaseCallback):
 
 @dataclass
 class Curve:
-    """One training's snapshots, evaluated: (wall-clock s, capture rate, Wilson interval) per mark."""
+    """One training's snapshots, evaluated: (wall-clock s, capture rate, Wilson interval) per mark, and each
+    snapshot's episodes (for paired tests on the same seeds)."""
 
     label: str
     points: list[tuple[float, float, tuple[float, float]]]
+    episodes: list[list[EpisodeResult]]
     final_model: Path
 
 
@@ -104,12 +108,13 @@ def trained(label: str, args: argparse.Namespace, config_dir: Path, policy: str 
     record = train(settings, plan_run(settings), extra_callbacks=[snapshots])
     config = load_config(config_dir)
     seeds = config.eval_seeds[:args.episodes]
-    points = []
+    points, episodes = [], []
     for elapsed, path in snapshots.saved:
-        summary = summarize(run_episodes(load_model(path, config, device="cpu"), config, seeds))
+        episodes.append(run_episodes(load_model(path, config, device="cpu"), config, seeds))
+        summary = summarize(episodes[-1])
         points.append((elapsed, summary["capture_rate"], tuple(summary["capture_rate_ci"])))
     print(f"  {label}: {record.timesteps.current - record.timesteps.start:,} timesteps", flush=True)
-    return Curve(label, points, args.runs_dir / record.run_name / "final_model.zip")
+    return Curve(label, points, episodes, args.runs_dir / record.run_name / "final_model.zip")
 
 
 def baseline(config_dir: Path, episodes: int) -> str:
@@ -138,6 +143,18 @@ def verdict(branch: Curve, scratch: Curve) -> str:
             f"final {branch.points[-1][1]:.0%} vs {goal:.0%} (target: higher)")
 
 
+def paired(ours: Curve, ours_mark: int, theirs: Curve, theirs_mark: int, minutes: float) -> str:
+    """The paired test of two snapshots on the same held-out seeds (marks index MARKS)."""
+    def at(curve: Curve, mark: int) -> list[EpisodeResult]:
+        return curve.episodes[mark - (len(MARKS) - len(curve.points))]
+
+    result = paired_comparison(at(ours, ours_mark), at(theirs, theirs_mark))
+    low, high = result["capture_rate_difference_ci"]
+    return (f"{ours.label} at {MARKS[ours_mark] * minutes:.3g} min vs {theirs.label} at "
+            f"{MARKS[theirs_mark] * minutes:.3g} min: {result['verdict']} "
+            f"({result['capture_rate_difference']:+.0%}, 95 % CI {low:+.0%} to {high:+.0%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock budget of each training")
@@ -160,6 +177,11 @@ def main() -> None:
     more = trained("A5 entity branch 4->5 att", args, a5, parent=parent.final_model)
     print(table([parent, mlp, branch, scratch, reverse, more], args.minutes))
     print(verdict(branch, scratch))
+    last, third = len(MARKS) - 1, MARKS.index(5 / 15)
+    for ours, ours_mark, theirs, theirs_mark in ((branch, 0, scratch, last), (branch, third, scratch, last),
+                                                 (branch, last, scratch, last), (mlp, third, parent, third),
+                                                 (mlp, last, parent, last), (reverse, 0, parent, last)):
+        print("paired:", paired(ours, ours_mark, theirs, theirs_mark, args.minutes))
 
 
 if __name__ == "__main__":
