@@ -63,22 +63,22 @@ def space_summary(space: dict[str, Any]) -> str:
 
 
 def config_snapshot_metadata(record: RunRecord, parent: RunRecord | None) -> dict[str, Any]:
-    """Config hash, per-file checksums, and what changed versus the parent run's configs."""
-    metadata: dict[str, Any] = {
-        "config_hash": record.config.hash,
-        "files": dg.MetadataValue.json(record.config.files),
-        "unit_counts": dg.MetadataValue.json(record.spaces.counts),
-    }
-    if parent is None:
-        return metadata
-    changed_files = sorted(
-        name for name in record.config.files.keys() | parent.config.files.keys()
-        if record.config.files.get(name) != parent.config.files.get(name)
-    )
-    metadata["parent_run"] = run_link(parent.run_name, CONFIG_SNAPSHOT)
-    metadata["files_changed_vs_parent"] = ", ".join(changed_files) or "none"
-    metadata["counts_changed_vs_parent"] = _count_changes(parent.spaces.counts, record.spaces.counts)
-    metadata["branch_kind"] = branch_kind(record)
+    """What changed versus the parent run's configs, then the config hash, per-file checksums and unit counts.
+
+    Dagster lists metadata in this order, so a branch's kind and changes stay above the long JSON entries."""
+    metadata: dict[str, Any] = {}
+    if parent is not None:
+        changed_files = sorted(
+            name for name in record.config.files.keys() | parent.config.files.keys()
+            if record.config.files.get(name) != parent.config.files.get(name)
+        )
+        metadata["branch_kind"] = branch_kind(record)
+        metadata["counts_changed_vs_parent"] = _count_changes(parent.spaces.counts, record.spaces.counts)
+        metadata["files_changed_vs_parent"] = ", ".join(changed_files) or "none"
+        metadata["parent_run"] = run_link(parent.run_name, CONFIG_SNAPSHOT)
+    metadata["config_hash"] = record.config.hash
+    metadata["files"] = dg.MetadataValue.json(record.config.files)
+    metadata["unit_counts"] = dg.MetadataValue.json(record.spaces.counts)
     return metadata
 
 

@@ -108,6 +108,7 @@ def test_transfer_is_announced_before_training(parent, work):
     snapshot = config_snapshot_metadata(child_record, parent_record)
     assert snapshot["branch_kind"] == "transfer: defenders 2 → 3; weights transfer: entity policy"
     assert snapshot["counts_changed_vs_parent"] == "defenders: 2 -> 3"
+    assert list(snapshot)[:2] == ["branch_kind", "counts_changed_vs_parent"]  # above the long JSON in the UI
     assert config_snapshot_metadata(parent_record, None).get("branch_kind") is None
     view = lineage_json(work / "runs", [parent_record, child_record])
     assert {"parent": parent.name, "child": child.name, "step": 512, "transfer": ["defenders 2 → 3"]} in view["edges"]
